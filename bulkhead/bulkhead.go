@@ -1,0 +1,70 @@
+package bulkhead
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwarkrpc/bulwark"
+)
+
+// Bulkhead is one concurrency limit: at most Config.Limit attempts run at
+// once, whatever their key. It is a bulwark.Guard and is safe for
+// concurrent use. Build it with New; the zero Bulkhead is not usable.
+type Bulkhead struct {
+	l *limiter
+}
+
+var _ bulwark.Guard = (*Bulkhead)(nil)
+
+// New validates cfg and returns its Bulkhead. A negative field, or MaxWait
+// without MaxQueue, is an error naming the field.
+func New(cfg Config) (*Bulkhead, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newInstruments(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bulkhead{l: newLimiter(cfg.Name, cfg, m)}
+	if err := m.register(func(o metric.Observer) { b.l.observe(o, m) }); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Enter admits one attempt, whatever key says (errors and metrics carry
+// Config.Name instead). On admission the returned Permit's Done must be
+// called exactly once, when the attempt ends.
+//
+// A ctx already done gets ctx.Err() and leaves the Bulkhead unchanged.
+// When every slot is busy, Enter waits in the queue if one is configured
+// and has room, until a slot frees, Config.MaxWait passes (a *FullError
+// with ReasonMaxWait) or ctx is done (ctx.Err(), holding nothing);
+// otherwise it returns a *FullError at once. A *FullError matches ErrFull
+// and bulwark.ErrRejected.
+//
+// Admission when a slot is free allocates nothing and never blocks for
+// longer than a mutex; waiting in the queue allocates.
+func (b *Bulkhead) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return bulwark.Permit{}, err
+	}
+	return b.l.enter(ctx, b)
+}
+
+// Release frees the slot of the attempt p admitted; callers call p.Done,
+// which calls it. The outcome is ignored: the limit is fixed and learns
+// nothing from how attempts end.
+func (b *Bulkhead) Release(p bulwark.Permit, _ bulwark.Outcome) { release(p) }
+
+// InFlight returns how many admitted attempts have not been released yet.
+func (b *Bulkhead) InFlight() int { return int(b.l.inFlight.Load()) }
+
+// Queued returns how many attempts are waiting for a slot.
+func (b *Bulkhead) Queued() int { return int(b.l.queued.Load()) }
+
+// Limit returns how many attempts may run at once.
+func (b *Bulkhead) Limit() int { return int(b.l.limit) }

@@ -1,0 +1,59 @@
+package bulkhead_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// newReader returns a MeterProvider and the ManualReader that reads it.
+func newReader() (*sdkmetric.MeterProvider, *sdkmetric.ManualReader) {
+	r := sdkmetric.NewManualReader()
+	return sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)), r
+}
+
+// points collects r and returns the int64 sum data points of the metric
+// name, by their attributes written "k=v,k=v" in key order. A metric with
+// no data point gives an empty map.
+func points(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("Collect: got %v, want nil", err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				t.Fatalf("%s: got data %T, want metricdata.Sum[int64]", name, m.Data)
+			}
+			for _, dp := range sum.DataPoints {
+				got[attrs(dp.Attributes)] = dp.Value
+			}
+		}
+	}
+	return got
+}
+
+func attrs(s attribute.Set) string {
+	var kv []string
+	for _, a := range s.ToSlice() {
+		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, ",")
+}

@@ -1,0 +1,96 @@
+package bulkhead
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/internal/keyed"
+)
+
+// Set keeps one concurrency limit per key (an endpoint, a route): at most
+// Config.Limit attempts run at once on each key, each with its own queue.
+// It holds at most Config.MaxKeys keys, evicting the least recently used,
+// so that hostile or unbounded keys cannot grow memory without limit.
+//
+// A key evicted while attempts on it are still running comes back, on its
+// next use, with a fresh limit: for a while the key may then run up to
+// twice Limit attempts (the old ones finish and release their own, evicted,
+// limit). Size MaxKeys well above the number of keys in real use so that
+// only idle keys are evicted. Evicted keys disappear from the metrics.
+//
+// A Set is a bulwark.Guard and is safe for concurrent use. Build it with
+// NewSet; the zero Set is not usable.
+type Set struct {
+	limit int
+	keys  *keyed.Set[*limiter]
+}
+
+var _ bulwark.Guard = (*Set)(nil)
+
+// NewSet validates cfg and returns its Set; it ignores cfg.Name. A negative
+// field, or MaxWait without MaxQueue, is an error naming the field.
+func NewSet(cfg Config) (*Set, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newInstruments(cfg.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keyed.New(cfg.MaxKeys, func(key string) *limiter { return newLimiter(key, cfg, m) }, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{limit: cfg.Limit, keys: keys}
+	if err := m.register(func(o metric.Observer) {
+		s.keys.Range(func(_ string, l *limiter) { l.observe(o, m) })
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Enter admits one attempt on key, as Bulkhead.Enter does, against key's
+// own limit and queue; the first use of a key creates them. A ctx already
+// done gets ctx.Err() and leaves the Set unchanged (no key is created or
+// refreshed).
+//
+// Admission on a known key when a slot is free allocates nothing.
+func (s *Set) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return bulwark.Permit{}, err
+	}
+	return s.keys.Get(key).enter(ctx, s)
+}
+
+// Release frees the slot of the attempt p admitted, even when p's key has
+// been evicted since; callers call p.Done, which calls it. The outcome is
+// ignored: the limits are fixed and learn nothing from how attempts end.
+func (s *Set) Release(p bulwark.Permit, _ bulwark.Outcome) { release(p) }
+
+// InFlight returns how many admitted attempts on key have not been
+// released yet; 0 when key is not held. It does not refresh key.
+func (s *Set) InFlight(key string) int {
+	if l, ok := s.keys.Peek(key); ok {
+		return int(l.inFlight.Load())
+	}
+	return 0
+}
+
+// Queued returns how many attempts on key are waiting for a slot; 0 when
+// key is not held. It does not refresh key.
+func (s *Set) Queued(key string) int {
+	if l, ok := s.keys.Peek(key); ok {
+		return int(l.queued.Load())
+	}
+	return 0
+}
+
+// Len returns how many keys the Set holds; never more than Config.MaxKeys.
+func (s *Set) Len() int { return s.keys.Len() }
+
+// Limit returns how many attempts may run at once on each key.
+func (s *Set) Limit() int { return s.limit }

@@ -1,0 +1,267 @@
+package bulwark
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bulwarkrpc/bulwark/timeout"
+)
+
+// A Wrapper re-runs a whole call: retry and hedging are Wrappers. Run calls
+// attempt once per attempt, numbering them from 0, and decides from each
+// attempt's Outcome and error whether to start another; a hedging Wrapper
+// runs attempts concurrently and cancels the losers through their contexts.
+// Run returns the number of the attempt whose result the caller gets and
+// that attempt's error, and it returns only when no attempt it started is
+// still running. A Wrapper must be safe for concurrent use.
+type Wrapper interface {
+	Run(ctx context.Context, attempt func(ctx context.Context, n int) (Outcome, error)) (int, error)
+}
+
+// Config composes a Stack. The zero Config is valid: it runs the call once,
+// with no deadline of ours and no guard.
+type Config struct {
+	// Timeout gives the call its total deadline and each attempt its own.
+	// Nil means no deadline of ours; the caller's still applies.
+	Timeout *timeout.Timeout
+	// Retry re-runs the call, inside the total deadline and outside the
+	// guards, so that a retry passes the guards again (and may go to
+	// another endpoint). Nil means one attempt.
+	Retry Wrapper
+	// Guards admit each attempt, outermost first: give the breaker before
+	// the bulkhead, so that an open breaker takes no bulkhead slot and a
+	// full bulkhead is never counted against the endpoint. Nil means none.
+	Guards []Guard
+	// Classify maps an attempt's error to its Outcome. Nil means
+	// ClassifyError.
+	Classify Classifier
+}
+
+// Stack is the one composition of bulwark's policies, in the order the
+// package documentation gives. Do runs a function through it; transport
+// adapters use Enter and Attempt directly so that guards are released when a
+// response body is closed or a stream ends. A Stack is immutable and safe for
+// concurrent use. Build it with New.
+type Stack struct {
+	timeout  *timeout.Timeout
+	retry    Wrapper
+	guards   []Guard
+	classify Classifier
+}
+
+// New validates cfg and returns its Stack. A nil entry in Guards is an
+// error naming its index.
+func New(cfg Config) (*Stack, error) {
+	for i, g := range cfg.Guards {
+		if g == nil {
+			return nil, fmt.Errorf("bulwark: Config.Guards[%d] is nil", i)
+		}
+	}
+	s := &Stack{
+		timeout:  cfg.Timeout,
+		retry:    cfg.Retry,
+		guards:   append([]Guard(nil), cfg.Guards...),
+		classify: cfg.Classify,
+	}
+	if s.classify == nil {
+		s.classify = ClassifyError
+	}
+	return s, nil
+}
+
+// Classify applies the Stack's Classifier to an attempt's error; caller is
+// the context the attempt was entered with.
+func (s *Stack) Classify(caller context.Context, err error) Outcome { return s.classify(caller, err) }
+
+// Retry returns the configured Wrapper, or nil.
+func (s *Stack) Retry() Wrapper { return s.retry }
+
+// WithTotal bounds ctx by the total deadline, when one is configured and the
+// caller's own deadline is not earlier. The caller must call cancel when the
+// call is over, after EndTotal.
+func (s *Stack) WithTotal(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.timeout == nil {
+		return ctx, func() {}
+	}
+	return s.timeout.WithTotal(ctx)
+}
+
+// EndTotal ends a call bounded by WithTotal: when the total deadline fired,
+// it records it and returns err as a *timeout.Error; otherwise err as is.
+func (s *Stack) EndTotal(ctx context.Context, err error) error {
+	if s.timeout == nil {
+		return err
+	}
+	s.timeout.Observe(ctx, timeout.Total)
+	return timeout.Wrap(ctx, err)
+}
+
+// inlinePermits is how many guards an Attempt holds without allocating.
+const inlinePermits = 4
+
+// Attempt is one attempt admitted by every guard of a Stack, with its own
+// deadline. Stack.Enter fills it; Done ends it. The zero Attempt is ready for
+// Enter; an Attempt must not be copied once entered, and may be entered
+// again only after Done. Done is safe to call from several goroutines (a
+// response body closed while it is being read to EOF): the first call wins.
+type Attempt struct {
+	stack   *Stack
+	caller  context.Context
+	ctx     context.Context
+	cancel  context.CancelFunc
+	n       int
+	permits [inlinePermits]Permit
+	extra   []Permit
+	ended   atomic.Bool
+}
+
+// Enter admits one attempt on key through every guard, outermost first, and
+// then starts the attempt deadline. On success the caller must end a with
+// Done (or Finish) exactly once. On refusal it releases every guard already
+// entered (the attempt never started: their outcome is Ignored) and returns
+// the refusal; a is then ended and needs no Done. A ctx already done is
+// refused with ctx.Err() before any guard is entered.
+func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
+	a.stack, a.caller, a.ctx, a.cancel, a.n, a.extra = s, ctx, ctx, nil, 0, a.extra[:0]
+	if err := ctx.Err(); err != nil {
+		a.ended.Store(true)
+		return err
+	}
+	a.ended.Store(false)
+	for _, g := range s.guards {
+		p, err := g.Enter(ctx, key)
+		if err != nil {
+			a.ended.Store(true)
+			a.release(Ignored)
+			return err
+		}
+		a.put(p)
+	}
+	if s.timeout != nil {
+		a.ctx, a.cancel = s.timeout.WithAttempt(ctx)
+	}
+	return nil
+}
+
+func (a *Attempt) put(p Permit) {
+	if a.n < inlinePermits {
+		a.permits[a.n] = p
+	} else {
+		a.extra = append(a.extra, p)
+	}
+	a.n++
+}
+
+// release reports o to every permit, innermost first.
+func (a *Attempt) release(o Outcome) {
+	for i := a.n - 1; i >= 0; i-- {
+		if i < inlinePermits {
+			a.permits[i].Done(o)
+			a.permits[i] = Permit{}
+		} else {
+			a.extra[i-inlinePermits].Done(o)
+			a.extra[i-inlinePermits] = Permit{}
+		}
+	}
+	a.n = 0
+}
+
+// Context returns the attempt's context: the one given to Enter, bounded by
+// the attempt deadline. Run the attempt under it.
+func (a *Attempt) Context() context.Context { return a.ctx }
+
+// Err returns err annotated as a *timeout.Error when our attempt or total
+// deadline ended the attempt; otherwise err unchanged.
+func (a *Attempt) Err(err error) error { return timeout.Wrap(a.ctx, err) }
+
+// Done ends the attempt with outcome o: it records a fired attempt
+// deadline, cancels the attempt's context and releases every guard,
+// innermost first. Only the first call has any effect.
+func (a *Attempt) Done(o Outcome) {
+	if !a.ended.CompareAndSwap(false, true) {
+		return
+	}
+	if a.cancel != nil {
+		a.stack.timeout.Observe(a.ctx, timeout.Attempt)
+		a.cancel()
+	}
+	a.release(o)
+}
+
+// Finish ends an attempt whose whole result is err: it annotates err as
+// Err does, classifies it with the Stack's Classifier, calls Done with that
+// outcome, and returns the outcome and the annotated error.
+func (a *Attempt) Finish(err error) (Outcome, error) {
+	err = a.Err(err)
+	o := a.stack.classify(a.caller, err)
+	a.Done(o)
+	return o, err
+}
+
+type attemptKey struct{}
+
+// AttemptNumber returns the number of the attempt that ctx belongs to under
+// Do: 0 for the first, 1 for the first retry or hedge, and so on. It returns
+// 0 for a context that did not come from Do.
+func AttemptNumber(ctx context.Context) int {
+	n, _ := ctx.Value(attemptKey{}).(int)
+	return n
+}
+
+// Do runs call through s on key (the endpoint or route the guards are kept
+// per): total deadline, then the Wrapper, then every guard, then the attempt
+// deadline. It returns the result of the attempt the Wrapper chose (the only
+// one without one). Errors of ours keep their causes: a fired deadline is a
+// *timeout.Error matching context.DeadlineExceeded, a refusal matches
+// ErrRejected. A panic in call is recorded as a Failure and panics again.
+func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := s.WithTotal(ctx)
+	defer cancel()
+	if s.retry == nil {
+		v, _, err := once(ctx, s, key, call)
+		return v, s.EndTotal(ctx, err)
+	}
+	var (
+		mu      sync.Mutex
+		results []T
+	)
+	w, err := s.retry.Run(ctx, func(ctx context.Context, n int) (Outcome, error) {
+		if n > 0 {
+			ctx = context.WithValue(ctx, attemptKey{}, n)
+		}
+		v, o, err := once(ctx, s, key, call)
+		mu.Lock()
+		if n >= len(results) {
+			results = append(results, make([]T, n+1-len(results))...)
+		}
+		results[n] = v
+		mu.Unlock()
+		return o, err
+	})
+	var v T
+	mu.Lock()
+	if w >= 0 && w < len(results) {
+		v = results[w]
+	}
+	mu.Unlock()
+	return v, s.EndTotal(ctx, err)
+}
+
+// once runs one attempt of call through the guards and the attempt deadline.
+func once[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (v T, o Outcome, err error) {
+	var a Attempt
+	if err := s.Enter(ctx, key, &a); err != nil {
+		return v, Ignored, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			a.Done(Failure)
+			panic(r)
+		}
+	}()
+	v, err = call(a.ctx)
+	o, err = a.Finish(err)
+	return v, o, err
+}

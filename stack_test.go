@@ -1,0 +1,365 @@
+package bulwark_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/timeout"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is a Guard double that logs every Enter and Release into a
+// shared journal, and refuses when told to.
+type recorder struct {
+	name    string
+	journal *journal
+	refuse  error
+}
+
+type journal struct {
+	mu      sync.Mutex
+	entries []string
+}
+
+func (j *journal) add(s string) {
+	j.mu.Lock()
+	j.entries = append(j.entries, s)
+	j.mu.Unlock()
+}
+
+func (j *journal) String() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return strings.Join(j.entries, " ")
+}
+
+func (r *recorder) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	if r.refuse != nil {
+		r.journal.add(r.name + ":refuse")
+		return bulwark.Permit{}, r.refuse
+	}
+	r.journal.add(r.name + ":enter(" + key + ")")
+	return bulwark.NewPermit(r, r, 7), nil
+}
+
+func (r *recorder) Release(p bulwark.Permit, o bulwark.Outcome) {
+	if p.Ref() != r || p.Start() != 7 {
+		panic("permit does not carry what Enter put in it")
+	}
+	r.journal.add(r.name + ":" + o.String())
+}
+
+func newStack(t *testing.T, cfg bulwark.Config) *bulwark.Stack {
+	t.Helper()
+	s, err := bulwark.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestDoOrderAndOutcomes(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name    string
+		call    func(context.Context) (int, error)
+		want    string
+		wantErr error
+	}{
+		{"success", func(context.Context) (int, error) { return 42, nil },
+			"outer:enter(k) inner:enter(k) inner:success outer:success", nil},
+		{"failure", func(context.Context) (int, error) { return 0, boom },
+			"outer:enter(k) inner:enter(k) inner:failure outer:failure", boom},
+		{"cancelled by us", func(context.Context) (int, error) { return 0, context.Canceled },
+			"outer:enter(k) inner:enter(k) inner:ignored outer:ignored", context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &journal{}
+			s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{
+				&recorder{name: "outer", journal: j}, &recorder{name: "inner", journal: j}}})
+			v, err := bulwark.Do(context.Background(), s, "k", tt.call)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr == nil && v != 42 {
+				t.Fatalf("v = %d, want 42", v)
+			}
+			if got := j.String(); got != tt.want {
+				t.Fatalf("journal:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRefusalReleasesOuterGuardsAsIgnored(t *testing.T) {
+	j := &journal{}
+	full := bulwark.RejectionError("inner: full")
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{
+		&recorder{name: "outer", journal: j}, &recorder{name: "inner", journal: j, refuse: full}}})
+	called := false
+	_, err := bulwark.Do(context.Background(), s, "k", func(context.Context) (int, error) {
+		called = true
+		return 0, nil
+	})
+	if !errors.Is(err, full) || !errors.Is(err, bulwark.ErrRejected) {
+		t.Fatalf("err = %v, want the inner refusal", err)
+	}
+	if called {
+		t.Fatal("the call ran although a guard refused it")
+	}
+	if got, want := j.String(), "outer:enter(k) inner:refuse outer:ignored"; got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestDoneContextEntersNothing(t *testing.T) {
+	j := &journal{}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := bulwark.Do(ctx, s, "k", func(context.Context) (int, error) { return 1, nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if got := j.String(); got != "" {
+		t.Fatalf("journal = %q, want nothing entered", got)
+	}
+}
+
+func TestAttemptDeadlineIsAFailureOfTheEndpoint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{}
+		to, _ := timeout.New(timeout.Config{Total: time.Minute, Attempt: time.Second})
+		s := newStack(t, bulwark.Config{Timeout: to, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+		_, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
+			<-ctx.Done() // an endpoint that never answers
+			return 0, ctx.Err()
+		})
+		var te *timeout.Error
+		if !errors.As(err, &te) || te.Scope != timeout.Attempt {
+			t.Fatalf("err = %v, want a *timeout.Error of the attempt", err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v does not match context.DeadlineExceeded", err)
+		}
+		if got, want := j.String(), "g:enter(k) g:failure"; got != want {
+			t.Fatalf("journal = %s, want %s", got, want)
+		}
+	})
+}
+
+func TestCallerDeadlineIsIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{}
+		to, _ := timeout.New(timeout.Config{Total: time.Minute, Attempt: 10 * time.Second})
+		s := newStack(t, bulwark.Config{Timeout: to, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := bulwark.Do(ctx, s, "k", func(ctx context.Context) (int, error) {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		})
+		if err != context.DeadlineExceeded {
+			t.Fatalf("err = %#v, want the caller's plain context.DeadlineExceeded", err)
+		}
+		if got, want := j.String(), "g:enter(k) g:ignored"; got != want {
+			t.Fatalf("journal = %s, want %s", got, want)
+		}
+	})
+}
+
+func TestTotalDeadlineWrapsTheError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		to, _ := timeout.New(timeout.Config{Total: time.Second})
+		s := newStack(t, bulwark.Config{Timeout: to})
+		_, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		})
+		var te *timeout.Error
+		if !errors.As(err, &te) || te.Scope != timeout.Total {
+			t.Fatalf("err = %v, want a *timeout.Error of the total deadline", err)
+		}
+	})
+}
+
+func TestPanicIsRecordedThenRepanics(t *testing.T) {
+	j := &journal{}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	defer func() {
+		if r := recover(); r != "kaboom" {
+			t.Fatalf("recovered %v, want the caller's panic value", r)
+		}
+		if got, want := j.String(), "g:enter(k) g:failure"; got != want {
+			t.Fatalf("journal = %s, want %s", got, want)
+		}
+	}()
+	_, _ = bulwark.Do(context.Background(), s, "k", func(context.Context) (int, error) { panic("kaboom") })
+	t.Fatal("Do returned although the call panicked")
+}
+
+func TestAttemptDoneOnlyOnce(t *testing.T) {
+	var releases atomic.Int32
+	g := &counting{releases: &releases}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{g}})
+	for range 100 {
+		var a bulwark.Attempt
+		if err := s.Enter(context.Background(), "k", &a); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() { a.Done(bulwark.Success) })
+		}
+		wg.Wait()
+	}
+	if got := releases.Load(); got != 100 {
+		t.Fatalf("releases = %d, want 100 (one per attempt)", got)
+	}
+}
+
+type counting struct{ releases *atomic.Int32 }
+
+func (c *counting) Enter(context.Context, string) (bulwark.Permit, error) {
+	return bulwark.NewPermit(c, nil, 0), nil
+}
+func (c *counting) Release(bulwark.Permit, bulwark.Outcome) { c.releases.Add(1) }
+
+func TestManyGuardsBeyondInlineCapacity(t *testing.T) {
+	j := &journal{}
+	var guards []bulwark.Guard
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		guards = append(guards, &recorder{name: n, journal: j})
+	}
+	s := newStack(t, bulwark.Config{Guards: guards})
+	var a bulwark.Attempt
+	for round := range 2 { // the Attempt is reused after Done
+		if err := s.Enter(context.Background(), "k", &a); err != nil {
+			t.Fatal(err)
+		}
+		a.Done(bulwark.Success)
+		want := "a:enter(k) b:enter(k) c:enter(k) d:enter(k) e:enter(k) f:enter(k) " +
+			"f:success e:success d:success c:success b:success a:success"
+		if got := j.String(); got != want {
+			t.Fatalf("round %d journal:\n got %s\nwant %s", round, got, want)
+		}
+		j.entries = nil
+	}
+}
+
+func TestNewRejectsNilGuard(t *testing.T) {
+	_, err := bulwark.New(bulwark.Config{Guards: []bulwark.Guard{&counting{}, nil}})
+	if err == nil || !strings.Contains(err.Error(), "Config.Guards[1]") {
+		t.Fatalf("err = %v, want one naming Config.Guards[1]", err)
+	}
+}
+
+// retrier is a Wrapper double: up to max sequential attempts, retrying failures.
+type retrier struct{ max int }
+
+func (r retrier) Run(ctx context.Context, attempt func(context.Context, int) (bulwark.Outcome, error)) (int, error) {
+	var err error
+	for n := range r.max {
+		var o bulwark.Outcome
+		if o, err = attempt(ctx, n); o != bulwark.Failure {
+			return n, err
+		}
+	}
+	return r.max - 1, err
+}
+
+func TestDoWithWrapperRetriesThroughTheGuards(t *testing.T) {
+	j := &journal{}
+	s := newStack(t, bulwark.Config{Retry: retrier{max: 3}, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	var seen []int
+	v, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (string, error) {
+		n := bulwark.AttemptNumber(ctx)
+		seen = append(seen, n)
+		if n < 2 {
+			return "bad", errors.New("503")
+		}
+		return "good", nil
+	})
+	if err != nil || v != "good" {
+		t.Fatalf("Do = %q, %v; want good, nil", v, err)
+	}
+	if len(seen) != 3 || seen[0] != 0 || seen[1] != 1 || seen[2] != 2 {
+		t.Fatalf("attempt numbers seen = %v, want [0 1 2]", seen)
+	}
+	want := "g:enter(k) g:failure g:enter(k) g:failure g:enter(k) g:success"
+	if got := j.String(); got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
+	}
+}
+
+// racer is a hedging Wrapper double: it starts two attempts at once,
+// returns the first success and cancels the other, waiting for both.
+type racer struct{}
+
+func (racer) Run(ctx context.Context, attempt func(context.Context, int) (bulwark.Outcome, error)) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		n   int
+		err error
+	}
+	results := make(chan result, 2)
+	for n := range 2 {
+		go func() {
+			_, err := attempt(ctx, n)
+			results <- result{n, err}
+		}()
+	}
+	first := <-results
+	cancel()
+	second := <-results
+	if first.err != nil {
+		return second.n, second.err
+	}
+	return first.n, first.err
+}
+
+func TestDoWithConcurrentAttemptsReturnsTheWinnersResult(t *testing.T) {
+	j := &journal{}
+	s := newStack(t, bulwark.Config{Retry: racer{}, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	v, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
+		if bulwark.AttemptNumber(ctx) == 0 {
+			<-ctx.Done() // the slow one: loses and is cancelled
+			return -1, ctx.Err()
+		}
+		return 1, nil
+	})
+	if err != nil || v != 1 {
+		t.Fatalf("Do = %d, %v; want the winner's 1, nil", v, err)
+	}
+	// The loser was cancelled by the wrapper, not by the caller: Ignored, never a failure.
+	got := j.String()
+	if strings.Count(got, "g:success") != 1 || strings.Count(got, "g:ignored") != 1 || strings.Contains(got, "failure") {
+		t.Fatalf("journal = %s, want one success and one ignored", got)
+	}
+}
+
+func TestDoPassThroughAllocatesNothing(t *testing.T) {
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&counting{releases: new(atomic.Int32)}}})
+	ctx := context.Background()
+	call := func(context.Context) (int, error) { return 1, nil }
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := bulwark.Do(ctx, s, "k", call); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("got %v allocs per Do, want 0", allocs)
+	}
+}
