@@ -54,8 +54,8 @@ type Config struct {
 	// breaker again, so that a lost Permit cannot keep the breaker
 	// half-open for ever. Zero means 30s.
 	TrialTimeout time.Duration
-	// MaxKeys bounds the number of keys a Set holds; the least recently
-	// used key is forgotten beyond it (its breaker starts closed when the
+	// MaxKeys bounds the number of keys a Set holds; a key not used
+	// lately is forgotten beyond it (its breaker starts closed when the
 	// key comes back). A Breaker ignores it. Zero means 1024.
 	MaxKeys int
 	// OnStateChange, if not nil, is called with every state change, in

@@ -12,8 +12,8 @@ import (
 
 // Set is one breaker per key (an endpoint, a route), each configured by the
 // same Config and each judging its key alone. It holds at most
-// Config.MaxKeys keys: beyond that the least recently used key is
-// forgotten, and its breaker starts closed if the key comes back. It
+// Config.MaxKeys keys: beyond that a key not used lately is forgotten
+// (CLOCK eviction, an approximation of least-recently-used), and its breaker starts closed if the key comes back. It
 // implements bulwark.Guard. A Set is safe for concurrent use. Build it with
 // NewSet.
 type Set struct {

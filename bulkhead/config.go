@@ -36,8 +36,8 @@ type Config struct {
 	// MaxQueue > 0: without a queue nothing ever waits, so a MaxWait
 	// there would be a setting that silently never applies.
 	MaxWait time.Duration
-	// MaxKeys is how many keys a Set holds; beyond it, the least recently
-	// used key is evicted. A Bulkhead ignores it. Zero means 1024.
+	// MaxKeys is how many keys a Set holds; beyond it, a key not used
+	// lately is evicted. A Bulkhead ignores it. Zero means 1024.
 	MaxKeys int
 	// MeterProvider receives the metrics. Nil means the global provider.
 	MeterProvider metric.MeterProvider

@@ -3,7 +3,8 @@
 // the process with it. It is built on golang.org/x/sync/semaphore.
 //
 // A [Bulkhead] is one limit; a [Set] keeps one limit per key (an endpoint,
-// a route) and bounds its number of keys by least-recently-used eviction.
+// a route) and bounds its number of keys by evicting keys not used lately (CLOCK, an
+// approximation of least-recently-used).
 // Both are [bulwark.Guard]s: Enter takes a slot, the returned Permit's Done
 // gives it back. An attempt that finds every slot busy waits in a bounded
 // queue, for at most [Config.MaxWait], when a queue is configured, and is

@@ -11,7 +11,8 @@ import (
 
 // Set keeps one concurrency limit per key (an endpoint, a route): at most
 // Config.Limit attempts run at once on each key, each with its own queue.
-// It holds at most Config.MaxKeys keys, evicting the least recently used,
+// It holds at most Config.MaxKeys keys, evicting keys not used lately (CLOCK,
+// an approximation of least-recently-used),
 // so that hostile or unbounded keys cannot grow memory without limit.
 //
 // A key evicted while attempts on it are still running comes back, on its

@@ -1,60 +1,120 @@
 // Package keyed holds one value per key (one breaker or bulkhead per
-// endpoint) in a set bounded by least-recently-used eviction, so that hostile
-// or unbounded keys (host names from user input) cannot grow memory without
-// limit.
+// endpoint) in a set of bounded size, so that hostile or unbounded keys
+// (host names from user input) cannot grow memory without limit.
+//
+// Eviction is CLOCK (second chance), the classic approximation of
+// least-recently-used: every use of a key marks it, and when the set is full
+// a hand sweeps the keys, unmarking marked ones and evicting the first
+// unmarked one. A key in steady use therefore survives any flood of new keys;
+// a new key starts unmarked, so a flood of one-off keys mostly evicts itself.
+// Unlike an exact LRU list, a lookup of a present key takes no lock and writes
+// nothing shared unless the key's mark was clear: it is on every attempt's
+// path, twice (breaker and bulkhead).
 package keyed
 
 import (
 	"fmt"
-
-	lru "github.com/hashicorp/golang-lru/v2"
+	"sync"
+	"sync/atomic"
 )
 
 // Set maps keys to values made on first use. It is safe for concurrent use.
 type Set[V any] struct {
-	make  func(key string) V
-	cache *lru.Cache[string, V]
+	build   func(key string) V
+	onEvict func(key string, v V)
+	size    int
+	m       sync.Map // string → *entry[V]; every entry is also in ring
+
+	mu   sync.Mutex
+	ring []*entry[V]
+	hand int
 }
 
-// New returns a Set holding at most size keys. make builds the value of a
+type entry[V any] struct {
+	key  string
+	v    V
+	used atomic.Bool
+}
+
+// New returns a Set holding at most size keys. build makes the value of a
 // key on its first use; onEvict, if not nil, is called (outside any lock)
 // with each value the bound pushes out.
-func New[V any](size int, make func(key string) V, onEvict func(key string, v V)) (*Set[V], error) {
+func New[V any](size int, build func(key string) V, onEvict func(key string, v V)) (*Set[V], error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("keyed: size %d, want > 0", size)
 	}
-	c, err := lru.NewWithEvict(size, onEvict)
-	if err != nil {
-		return nil, err
-	}
-	return &Set[V]{make: make, cache: c}, nil
+	return &Set[V]{build: build, onEvict: onEvict, size: size, ring: make([]*entry[V], 0, min(size, 64))}, nil
 }
 
 // Get returns the value of key, making it on first use. Two racing first
 // uses of one key both get the value that was stored first.
 func (s *Set[V]) Get(key string) V {
-	if v, ok := s.cache.Get(key); ok {
-		return v
+	if e, ok := s.m.Load(key); ok {
+		e := e.(*entry[V])
+		if !e.used.Load() {
+			e.used.Store(true)
+		}
+		return e.v
 	}
-	v := s.make(key)
-	if prev, ok, _ := s.cache.PeekOrAdd(key, v); ok {
-		return prev
-	}
-	return v
+	return s.add(key)
 }
 
-// Peek returns the value of key without making it or refreshing its recency.
-func (s *Set[V]) Peek(key string) (V, bool) { return s.cache.Peek(key) }
+func (s *Set[V]) add(key string) V {
+	fresh := &entry[V]{key: key, v: s.build(key)} // outside the lock: build may be slow
+	var victim *entry[V]
+	s.mu.Lock()
+	if e, ok := s.m.Load(key); ok { // lost a race to another first use
+		s.mu.Unlock()
+		return e.(*entry[V]).v
+	}
+	if len(s.ring) < s.size {
+		s.ring = append(s.ring, fresh)
+	} else {
+		// Second chance: unmark marked keys until an unmarked one comes
+		// round. Callers may mark keys again while the hand moves, so after
+		// two full turns the key under the hand goes regardless.
+		for range 2 * s.size {
+			if !s.ring[s.hand].used.Swap(false) {
+				break
+			}
+			s.hand = (s.hand + 1) % s.size
+		}
+		victim = s.ring[s.hand]
+		s.m.Delete(victim.key)
+		s.ring[s.hand] = fresh
+		s.hand = (s.hand + 1) % s.size
+	}
+	s.m.Store(key, fresh)
+	s.mu.Unlock()
+	if victim != nil && s.onEvict != nil {
+		s.onEvict(victim.key, victim.v)
+	}
+	return fresh.v
+}
+
+// Peek returns the value of key without making it or marking it used.
+func (s *Set[V]) Peek(key string) (V, bool) {
+	if e, ok := s.m.Load(key); ok {
+		return e.(*entry[V]).v, true
+	}
+	var zero V
+	return zero, false
+}
 
 // Len returns the number of keys held.
-func (s *Set[V]) Len() int { return s.cache.Len() }
+func (s *Set[V]) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ring)
+}
 
-// Range calls f for every key held, oldest first, with no lock held while f
-// runs. A key evicted during Range is skipped; one added is not visited.
+// Range calls f for every key held, in no particular order, on a snapshot
+// taken under the set's lock; no lock is held while f runs.
 func (s *Set[V]) Range(f func(key string, v V)) {
-	for _, k := range s.cache.Keys() {
-		if v, ok := s.cache.Peek(k); ok {
-			f(k, v)
-		}
+	s.mu.Lock()
+	snap := append([]*entry[V](nil), s.ring...)
+	s.mu.Unlock()
+	for _, e := range snap {
+		f(e.key, e.v)
 	}
 }
