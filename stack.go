@@ -2,22 +2,53 @@ package bulwark
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
+// Result is how one attempt ended, as a Wrapper sees it.
+type Result struct {
+	// Outcome classifies the attempt. Wrappers repeat only Failures.
+	Outcome Outcome
+	// Err is the attempt's error, if any. An HTTP response with a 5xx
+	// status is a Failure with a nil Err.
+	Err error
+	// Pushback is the wait the server asked for before another attempt
+	// (Retry-After, grpc-retry-pushback-ms). Zero means it asked nothing;
+	// a negative value means it asked not to be called again for this.
+	Pushback time.Duration
+	// Final forbids repeating this attempt, whatever its outcome: the
+	// adapter knows something the outcome does not say (a body that was
+	// partly consumed, an answer that must not be retried).
+	Final bool
+}
+
+// Call is one logical call as a Wrapper runs it.
+type Call struct {
+	// Idempotent says that running the call more than once is safe. A
+	// Wrapper never starts a second attempt (retry or hedge) of a call
+	// that is not idempotent.
+	Idempotent bool
+	// Attempt runs one attempt, n counting from 0, through the guards.
+	// It may be called from several goroutines at once (hedging), each
+	// with its own n.
+	Attempt func(ctx context.Context, n int) Result
+}
+
 // A Wrapper re-runs a whole call: retry and hedging are Wrappers. Run calls
-// attempt once per attempt, numbering them from 0, and decides from each
-// attempt's Outcome and error whether to start another; a hedging Wrapper
-// runs attempts concurrently and cancels the losers through their contexts.
-// Run returns the number of the attempt whose result the caller gets and
-// that attempt's error, and it returns only when no attempt it started is
-// still running. A Wrapper must be safe for concurrent use.
+// c.Attempt once per attempt, numbering them from 0, and decides from each
+// Result whether to start another; a hedging Wrapper runs attempts
+// concurrently and cancels the losers through their contexts. Run returns
+// the number of the attempt whose result the caller gets and that attempt's
+// error, and it returns only when no attempt it started is still running.
+// A Wrapper must be safe for concurrent use.
 type Wrapper interface {
-	Run(ctx context.Context, attempt func(ctx context.Context, n int) (Outcome, error)) (int, error)
+	Run(ctx context.Context, c Call) (int, error)
 }
 
 // Config composes a Stack. The zero Config is valid: it runs the call once,
@@ -37,6 +68,10 @@ type Config struct {
 	// Classify maps an attempt's error to its Outcome. Nil means
 	// ClassifyError.
 	Classify Classifier
+	// Idempotent declares every call through the Stack safe to repeat, so
+	// the Retry Wrapper may retry or hedge it. False means only calls
+	// whose context is marked with Idempotent are repeated.
+	Idempotent bool
 }
 
 // Stack is the one composition of bulwark's policies, in the order the
@@ -45,10 +80,11 @@ type Config struct {
 // response body is closed or a stream ends. A Stack is immutable and safe for
 // concurrent use. Build it with New.
 type Stack struct {
-	timeout  *timeout.Timeout
-	retry    Wrapper
-	guards   []Guard
-	classify Classifier
+	timeout    *timeout.Timeout
+	retry      Wrapper
+	guards     []Guard
+	classify   Classifier
+	idempotent bool
 }
 
 // New validates cfg and returns its Stack. A nil entry in Guards is an
@@ -63,7 +99,8 @@ func New(cfg Config) (*Stack, error) {
 		timeout:  cfg.Timeout,
 		retry:    cfg.Retry,
 		guards:   append([]Guard(nil), cfg.Guards...),
-		classify: cfg.Classify,
+		classify:   cfg.Classify,
+		idempotent: cfg.Idempotent,
 	}
 	if s.classify == nil {
 		s.classify = ClassifyError
@@ -200,7 +237,10 @@ func (a *Attempt) Finish(err error) (Outcome, error) {
 	return o, err
 }
 
-type attemptKey struct{}
+type (
+	attemptKey    struct{}
+	idempotentKey struct{}
+)
 
 // AttemptNumber returns the number of the attempt that ctx belongs to under
 // Do: 0 for the first, 1 for the first retry or hedge, and so on. It returns
@@ -210,12 +250,48 @@ func AttemptNumber(ctx context.Context) int {
 	return n
 }
 
+// WithAttemptNumber returns ctx carrying attempt number n, for adapters
+// that run attempts themselves; n == 0 returns ctx unchanged.
+func WithAttemptNumber(ctx context.Context, n int) context.Context {
+	if n == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, attemptKey{}, n)
+}
+
+// Idempotent returns ctx marked as belonging to a call that is safe to
+// repeat, so that Do may retry or hedge it.
+func Idempotent(ctx context.Context) context.Context {
+	return context.WithValue(ctx, idempotentKey{}, true)
+}
+
+// IsIdempotent reports whether ctx was marked by Idempotent.
+func IsIdempotent(ctx context.Context) bool {
+	v, _ := ctx.Value(idempotentKey{}).(bool)
+	return v
+}
+
+// PushbackOf returns the wait a server asked for, carried by err or any
+// error it wraps through a RetryAfter() time.Duration method; zero when none.
+func PushbackOf(err error) time.Duration {
+	if err == nil {
+		return 0
+	}
+	var p interface{ RetryAfter() time.Duration }
+	if errors.As(err, &p) {
+		return p.RetryAfter()
+	}
+	return 0
+}
+
 // Do runs call through s on key (the endpoint or route the guards are kept
 // per): total deadline, then the Wrapper, then every guard, then the attempt
 // deadline. It returns the result of the attempt the Wrapper chose (the only
-// one without one). Errors of ours keep their causes: a fired deadline is a
-// *timeout.Error matching context.DeadlineExceeded, a refusal matches
-// ErrRejected. A panic in call is recorded as a Failure and panics again.
+// one without one). The Wrapper repeats the call only when it is idempotent:
+// the Stack says so (Config.Idempotent) or ctx is marked by Idempotent.
+// Errors of ours keep their causes: a fired deadline is a *timeout.Error
+// matching context.DeadlineExceeded, a refusal matches ErrRejected. A panic
+// in call is recorded as a Failure and panics again.
 func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := s.WithTotal(ctx)
 	defer cancel()
@@ -227,18 +303,18 @@ func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Cont
 		mu      sync.Mutex
 		results []T
 	)
-	w, err := s.retry.Run(ctx, func(ctx context.Context, n int) (Outcome, error) {
-		if n > 0 {
-			ctx = context.WithValue(ctx, attemptKey{}, n)
-		}
-		v, o, err := once(ctx, s, key, call)
-		mu.Lock()
-		if n >= len(results) {
-			results = append(results, make([]T, n+1-len(results))...)
-		}
-		results[n] = v
-		mu.Unlock()
-		return o, err
+	w, err := s.retry.Run(ctx, Call{
+		Idempotent: s.idempotent || IsIdempotent(ctx),
+		Attempt: func(ctx context.Context, n int) Result {
+			v, o, err := once(WithAttemptNumber(ctx, n), s, key, call)
+			mu.Lock()
+			if n >= len(results) {
+				results = append(results, make([]T, n+1-len(results))...)
+			}
+			results[n] = v
+			mu.Unlock()
+			return Result{Outcome: o, Err: err, Pushback: PushbackOf(err)}
+		},
 	})
 	var v T
 	mu.Lock()

@@ -268,20 +268,20 @@ func TestNewRejectsNilGuard(t *testing.T) {
 // retrier is a Wrapper double: up to max sequential attempts, retrying failures.
 type retrier struct{ max int }
 
-func (r retrier) Run(ctx context.Context, attempt func(context.Context, int) (bulwark.Outcome, error)) (int, error) {
-	var err error
+func (r retrier) Run(ctx context.Context, c bulwark.Call) (int, error) {
+	var res bulwark.Result
 	for n := range r.max {
-		var o bulwark.Outcome
-		if o, err = attempt(ctx, n); o != bulwark.Failure {
-			return n, err
+		if res = c.Attempt(ctx, n); res.Outcome != bulwark.Failure || !c.Idempotent {
+			return n, res.Err
 		}
 	}
-	return r.max - 1, err
+	return r.max - 1, res.Err
 }
 
 func TestDoWithWrapperRetriesThroughTheGuards(t *testing.T) {
 	j := &journal{}
-	s := newStack(t, bulwark.Config{Retry: retrier{max: 3}, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	s := newStack(t, bulwark.Config{Retry: retrier{max: 3}, Idempotent: true,
+		Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
 	var seen []int
 	v, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (string, error) {
 		n := bulwark.AttemptNumber(ctx)
@@ -307,7 +307,7 @@ func TestDoWithWrapperRetriesThroughTheGuards(t *testing.T) {
 // returns the first success and cancels the other, waiting for both.
 type racer struct{}
 
-func (racer) Run(ctx context.Context, attempt func(context.Context, int) (bulwark.Outcome, error)) (int, error) {
+func (racer) Run(ctx context.Context, c bulwark.Call) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -317,8 +317,7 @@ func (racer) Run(ctx context.Context, attempt func(context.Context, int) (bulwar
 	results := make(chan result, 2)
 	for n := range 2 {
 		go func() {
-			_, err := attempt(ctx, n)
-			results <- result{n, err}
+			results <- result{n, c.Attempt(ctx, n).Err}
 		}()
 	}
 	first := <-results
