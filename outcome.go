@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-
-	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
 // Outcome is how one attempt ended, as every policy sees it. The zero value
@@ -62,10 +60,9 @@ type Classifier func(caller context.Context, err error) Outcome
 // ClassifyError is the default Classifier:
 //
 //   - nil is Success;
-//   - anything while the caller's context is done is Ignored (the caller
-//     cancelled or its own deadline passed), unless what ended it was a
-//     deadline of ours (timeout.Fired): a total deadline that fired while
-//     the endpoint kept us waiting is the endpoint's failure;
+//   - anything while the caller's context is done is Ignored: the caller
+//     cancelled or its own deadline passed (Stack.Classify hides the end of
+//     the Stack's own total deadline, which is no doing of the caller's);
 //   - a local rejection (errors.Is ErrRejected) is Ignored;
 //   - context.Canceled while the caller's context is live is Ignored: the
 //     toolkit cancelled the attempt itself, as it does to a losing hedge;
@@ -80,14 +77,8 @@ func ClassifyError(caller context.Context, err error) Outcome {
 	if err == nil {
 		return Success
 	}
-	if caller.Err() != nil && timeout.Fired(caller) == nil || errors.Is(err, ErrRejected) {
+	if caller.Err() != nil || errors.Is(err, ErrRejected) || errors.Is(err, context.Canceled) {
 		return Ignored
-	}
-	if errors.Is(err, context.Canceled) {
-		return Ignored
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return Failure
 	}
 	return Failure
 }

@@ -46,7 +46,7 @@ func TestClassifyError(t *testing.T) {
 		{"caller cancelled", cancelled, context.Canceled, bulwark.Ignored},
 		{"caller cancelled, transport error", cancelled, syscall.ECONNRESET, bulwark.Ignored},
 		{"caller's own deadline", expired, context.DeadlineExceeded, bulwark.Ignored},
-		{"our total deadline fired", oursFired, context.DeadlineExceeded, bulwark.Failure},
+		{"a bulwark deadline, as ClassifyError alone sees it", oursFired, context.DeadlineExceeded, bulwark.Ignored},
 		{"local rejection", live, rejected, bulwark.Ignored},
 		{"wrapped local rejection", live, fmt.Errorf("call: %w", rejected), bulwark.Ignored},
 	}

@@ -45,8 +45,12 @@ type Call struct {
 // Result whether to start another; a hedging Wrapper runs attempts
 // concurrently and cancels the losers through their contexts. Run returns
 // the number of the attempt whose result the caller gets and that attempt's
-// error, and it returns only when no attempt it started is still running.
-// A Wrapper must be safe for concurrent use.
+// error. It returns once that result is decided; attempts it cancelled may
+// still be finishing on goroutines of their own, which end when their
+// attempt returns. The winning attempt's context is left alive, since its
+// result may still be in use (a response body being read): the caller of
+// Run ends it by cancelling the ctx it gave Run. A Wrapper must be safe for
+// concurrent use.
 type Wrapper interface {
 	Run(ctx context.Context, c Call) (int, error)
 }
@@ -96,9 +100,9 @@ func New(cfg Config) (*Stack, error) {
 		}
 	}
 	s := &Stack{
-		timeout:  cfg.Timeout,
-		retry:    cfg.Retry,
-		guards:   append([]Guard(nil), cfg.Guards...),
+		timeout:    cfg.Timeout,
+		retry:      cfg.Retry,
+		guards:     append([]Guard(nil), cfg.Guards...),
 		classify:   cfg.Classify,
 		idempotent: cfg.Idempotent,
 	}
@@ -109,8 +113,17 @@ func New(cfg Config) (*Stack, error) {
 }
 
 // Classify applies the Stack's Classifier to an attempt's error; caller is
-// the context the attempt was entered with.
-func (s *Stack) Classify(caller context.Context, err error) Outcome { return s.classify(caller, err) }
+// the context the attempt was entered with. When caller ended because this
+// Stack's own total deadline fired, the end is not the caller's doing: the
+// Classifier sees a caller that is still live (same values, no deadline),
+// so that an endpoint that kept us waiting is judged a Failure. A deadline
+// set by anyone else — an outer Stack included — is the caller's.
+func (s *Stack) Classify(caller context.Context, err error) Outcome {
+	if err != nil && s.timeout != nil && caller.Err() != nil && s.timeout.Owns(caller) {
+		caller = context.WithoutCancel(caller)
+	}
+	return s.classify(caller, err)
+}
 
 // Retry returns the configured Wrapper, or nil.
 func (s *Stack) Retry() Wrapper { return s.retry }
@@ -154,31 +167,59 @@ type Attempt struct {
 	ended   atomic.Bool
 }
 
+// A Starter is a Guard that wants to know when the attempt it admitted
+// really starts: after every guard inside it admitted it too (a bulkhead
+// queue may have made it wait). The breaker's slow-call clock starts there,
+// so that time spent queued is never charged to the endpoint.
+type Starter interface {
+	Guard
+	// Started returns p, updated for an attempt starting now.
+	Started(p Permit) Permit
+}
+
+// ErrAttemptInUse is returned by Stack.Enter for an Attempt entered before
+// and not yet ended: entering it again would lose what it holds.
+var ErrAttemptInUse = errors.New("bulwark: Attempt entered again before Done")
+
 // Enter admits one attempt on key through every guard, outermost first, and
 // then starts the attempt deadline. On success the caller must end a with
 // Done (or Finish) exactly once. On refusal it releases every guard already
 // entered (the attempt never started: their outcome is Ignored) and returns
 // the refusal; a is then ended and needs no Done. A ctx already done is
-// refused with ctx.Err() before any guard is entered.
+// refused with ctx.Err() before any guard is entered. An Attempt still in
+// use is refused with ErrAttemptInUse and left as it was.
 func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
+	if a.stack != nil && !a.ended.Load() {
+		return ErrAttemptInUse
+	}
 	a.stack, a.caller, a.ctx, a.cancel, a.n, a.extra = s, ctx, ctx, nil, 0, a.extra[:0]
+	a.ended.Store(true) // until every guard has admitted it
 	if err := ctx.Err(); err != nil {
-		a.ended.Store(true)
 		return err
 	}
-	a.ended.Store(false)
+	admitted := false
+	defer func() {
+		if !admitted { // refused, or a guard panicked: release what was taken
+			a.release(Ignored)
+		}
+	}()
 	for _, g := range s.guards {
 		p, err := g.Enter(ctx, key)
 		if err != nil {
-			a.ended.Store(true)
-			a.release(Ignored)
 			return err
 		}
 		a.put(p)
 	}
+	for i := range a.n {
+		if st, ok := a.at(i).guard.(Starter); ok {
+			*a.at(i) = st.Started(*a.at(i))
+		}
+	}
 	if s.timeout != nil {
 		a.ctx, a.cancel = s.timeout.WithAttempt(ctx)
 	}
+	a.ended.Store(false)
+	admitted = true
 	return nil
 }
 
@@ -191,18 +232,29 @@ func (a *Attempt) put(p Permit) {
 	a.n++
 }
 
-// release reports o to every permit, innermost first.
-func (a *Attempt) release(o Outcome) {
-	for i := a.n - 1; i >= 0; i-- {
-		if i < inlinePermits {
-			a.permits[i].Done(o)
-			a.permits[i] = Permit{}
-		} else {
-			a.extra[i-inlinePermits].Done(o)
-			a.extra[i-inlinePermits] = Permit{}
-		}
+func (a *Attempt) at(i int) *Permit {
+	if i < inlinePermits {
+		return &a.permits[i]
 	}
-	a.n = 0
+	return &a.extra[i-inlinePermits]
+}
+
+// release reports o to every permit, innermost first. When a guard's
+// Release panics (a user callback inside it), the rest are still released
+// before the panic goes on.
+func (a *Attempt) release(o Outcome) {
+	defer func() {
+		if a.n > 0 {
+			a.release(o)
+		}
+	}()
+	for a.n > 0 {
+		a.n--
+		p := a.at(a.n)
+		q := *p
+		*p = Permit{}
+		q.Done(o)
+	}
 }
 
 // Context returns the attempt's context: the one given to Enter, bounded by
@@ -215,7 +267,8 @@ func (a *Attempt) Err(err error) error { return timeout.Wrap(a.ctx, err) }
 
 // Done ends the attempt with outcome o: it records a fired attempt
 // deadline, cancels the attempt's context and releases every guard,
-// innermost first. Only the first call has any effect.
+// innermost first. Only the first call has any effect; a concurrent second
+// call returns at once, possibly before the first has finished releasing.
 func (a *Attempt) Done(o Outcome) {
 	if !a.ended.CompareAndSwap(false, true) {
 		return
@@ -232,7 +285,7 @@ func (a *Attempt) Done(o Outcome) {
 // outcome, and returns the outcome and the annotated error.
 func (a *Attempt) Finish(err error) (Outcome, error) {
 	err = a.Err(err)
-	o := a.stack.classify(a.caller, err)
+	o := a.stack.Classify(a.caller, err)
 	a.Done(o)
 	return o, err
 }
@@ -286,12 +339,12 @@ func PushbackOf(err error) time.Duration {
 
 // Do runs call through s on key (the endpoint or route the guards are kept
 // per): total deadline, then the Wrapper, then every guard, then the attempt
-// deadline. It returns the result of the attempt the Wrapper chose (the only
-// one without one). The Wrapper repeats the call only when it is idempotent:
+// deadline. It returns the result of the attempt the Wrapper chose, or of
+// the only attempt when there is no Wrapper. The Wrapper repeats the call only when it is idempotent:
 // the Stack says so (Config.Idempotent) or ctx is marked by Idempotent.
 // Errors of ours keep their causes: a fired deadline is a *timeout.Error
 // matching context.DeadlineExceeded, a refusal matches ErrRejected. A panic
-// in call is recorded as a Failure and panics again.
+// in call (or runtime.Goexit) is recorded as a Failure and goes on.
 func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := s.WithTotal(ctx)
 	defer cancel()
@@ -299,6 +352,10 @@ func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Cont
 		v, _, err := once(ctx, s, key, call)
 		return v, s.EndTotal(ctx, err)
 	}
+	// A Wrapper leaves the winning attempt's context alive (an adapter may
+	// still be reading its result); this call is over when Do returns.
+	ctx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	var (
 		mu      sync.Mutex
 		results []T
@@ -331,13 +388,16 @@ func once[T any](ctx context.Context, s *Stack, key string, call func(context.Co
 	if err := s.Enter(ctx, key, &a); err != nil {
 		return v, Ignored, err
 	}
+	// Not recover(): it would miss runtime.Goexit and lose the panic's
+	// stack. A call that did not return normally is the endpoint's Failure.
+	returned := false
 	defer func() {
-		if r := recover(); r != nil {
+		if !returned {
 			a.Done(Failure)
-			panic(r)
 		}
 	}()
 	v, err = call(a.ctx)
+	returned = true
 	o, err = a.Finish(err)
 	return v, o, err
 }

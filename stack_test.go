@@ -3,6 +3,7 @@ package bulwark_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -332,11 +333,14 @@ func (racer) Run(ctx context.Context, c bulwark.Call) (int, error) {
 func TestDoWithConcurrentAttemptsReturnsTheWinnersResult(t *testing.T) {
 	j := &journal{}
 	s := newStack(t, bulwark.Config{Retry: racer{}, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	slowStarted := make(chan struct{})
 	v, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
 		if bulwark.AttemptNumber(ctx) == 0 {
+			close(slowStarted)
 			<-ctx.Done() // the slow one: loses and is cancelled
 			return -1, ctx.Err()
 		}
+		<-slowStarted
 		return 1, nil
 	})
 	if err != nil || v != 1 {
@@ -360,5 +364,149 @@ func TestDoPassThroughAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("got %v allocs per Do, want 0", allocs)
+	}
+}
+
+func TestGoexitInCallIsReleasedAsFailure(t *testing.T) {
+	j := &journal{}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&recorder{name: "g", journal: j}}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = bulwark.Do(context.Background(), s, "k", func(context.Context) (int, error) {
+			runtime.Goexit() // what t.FailNow does in a helper
+			return 0, nil
+		})
+	}()
+	<-done
+	if got, want := j.String(), "g:enter(k) g:failure"; got != want {
+		t.Fatalf("journal = %s, want %s", got, want)
+	}
+}
+
+func TestOuterStacksDeadlineIsTheCallersForTheInnerStack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{}
+		outerTO, _ := timeout.New(timeout.Config{Total: time.Second})
+		innerTO, _ := timeout.New(timeout.Config{Total: time.Hour})
+		outer := newStack(t, bulwark.Config{Timeout: outerTO, Guards: []bulwark.Guard{&recorder{name: "outer", journal: j}}})
+		inner := newStack(t, bulwark.Config{Timeout: innerTO, Guards: []bulwark.Guard{&recorder{name: "inner", journal: j}}})
+		_, err := bulwark.Do(context.Background(), outer, "k", func(ctx context.Context) (int, error) {
+			return bulwark.Do(ctx, inner, "k", func(ctx context.Context) (int, error) {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			})
+		})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline", err)
+		}
+		// For the inner stack the outer deadline is its caller's: Ignored.
+		// For the outer stack it is its own: a Failure of what it called.
+		want := "outer:enter(k) inner:enter(k) inner:ignored outer:failure"
+		if got := j.String(); got != want {
+			t.Fatalf("journal:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// panicky is a Guard whose Enter or Release panics, as a user callback
+// inside a real guard might.
+type panicky struct {
+	journal      *journal
+	enter, leave bool
+}
+
+func (p *panicky) Enter(context.Context, string) (bulwark.Permit, error) {
+	if p.enter {
+		panic("enter")
+	}
+	return bulwark.NewPermit(p, nil, 0), nil
+}
+
+func (p *panicky) Release(bulwark.Permit, bulwark.Outcome) {
+	p.journal.add("panicky:release")
+	if p.leave {
+		panic("release")
+	}
+}
+
+func TestPanickingGuardLosesNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		g    *panicky
+		want string
+	}{
+		{"in Enter", &panicky{enter: true}, "outer:enter(k) outer:ignored"},
+		{"in Release", &panicky{leave: true}, "outer:enter(k) panicky:release outer:success"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &journal{}
+			tt.g.journal = j
+			s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&recorder{name: "outer", journal: j}, tt.g}})
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Fatal("the guard's panic was swallowed")
+					}
+				}()
+				_, _ = bulwark.Do(context.Background(), s, "k", func(context.Context) (int, error) { return 1, nil })
+			}()
+			if got := j.String(); got != tt.want {
+				t.Fatalf("journal:\n got %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnterAnAttemptInUseIsRefused(t *testing.T) {
+	var releases atomic.Int32
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{&counting{releases: &releases}}})
+	var a bulwark.Attempt
+	if err := s.Enter(context.Background(), "k", &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enter(context.Background(), "k", &a); !errors.Is(err, bulwark.ErrAttemptInUse) {
+		t.Fatalf("second Enter = %v, want ErrAttemptInUse", err)
+	}
+	a.Done(bulwark.Success)
+	if got := releases.Load(); got != 1 {
+		t.Fatalf("releases = %d, want 1: the first entry's permit survived the refused second", got)
+	}
+	if err := s.Enter(context.Background(), "k", &a); err != nil {
+		t.Fatalf("Enter after Done = %v, want nil", err)
+	}
+	a.Done(bulwark.Success)
+}
+
+// starter records when Started is called: after every guard admitted.
+type starter struct{ recorder }
+
+func (s *starter) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	s.journal.add(s.name + ":enter(" + key + ")")
+	return bulwark.NewPermit(s, s, 0), nil
+}
+
+func (s *starter) Release(p bulwark.Permit, o bulwark.Outcome) {
+	if p.Start() != 7 {
+		panic("Started's permit was not the one released")
+	}
+	s.journal.add(s.name + ":" + o.String())
+}
+
+func (s *starter) Started(p bulwark.Permit) bulwark.Permit {
+	s.journal.add(s.name + ":started")
+	return bulwark.NewPermit(s, s, 7)
+}
+
+func TestStartersAreToldAfterEveryGuardAdmitted(t *testing.T) {
+	j := &journal{}
+	st := &starter{recorder{name: "breaker", journal: j}}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{st, &recorder{name: "bulkhead", journal: j}}})
+	if _, err := bulwark.Do(context.Background(), s, "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := "breaker:enter(k) bulkhead:enter(k) breaker:started bulkhead:success breaker:success"
+	if got := j.String(); got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
 	}
 }

@@ -261,6 +261,17 @@ func (b *Breaker) refuse(err error) error {
 	return e
 }
 
+// Started restarts p's slow-call clock for an attempt that really starts
+// now, after every guard inside the breaker admitted it: time spent queued
+// in a bulkhead is not the endpoint's. bulwark.Stack calls it (the breaker
+// is a bulwark.Starter); without a SlowCallThreshold it returns p as is.
+func (b *Breaker) Started(p bulwark.Permit) bulwark.Permit {
+	if b.cfg.slow <= 0 {
+		return p
+	}
+	return bulwark.NewPermit(b, p.Ref(), b.cfg.since())
+}
+
 // Release reports how the attempt that p admitted ended. A Success slower
 // than Config.SlowCallThreshold counts as a Failure. Callers call p.Done,
 // which calls Release; p must come from b.Enter.
@@ -388,15 +399,18 @@ func (b *Breaker) deliver() {
 }
 
 func (b *Breaker) send(batch []Event) {
-	sent := false
+	next, completed := 0, false // batch[next:] is not delivered yet
 	defer func() {
-		if !sent { // OnStateChange panicked: the next caller delivers what is left
+		if !completed { // OnStateChange panicked: put the rest back for the next caller
 			b.evMu.Lock()
+			b.events = append(batch[next:len(batch):len(batch)], b.events...)
 			b.draining = false
+			b.pending.Store(len(b.events) > 0)
 			b.evMu.Unlock()
 		}
 	}()
 	for _, ev := range batch {
+		next++
 		opts := b.moves[ev.From][ev.To]
 		if opts == nil { // a change gobreaker does not make
 			opts = transitionOpts(b.keyAttr, ev.From, ev.To)
@@ -406,7 +420,7 @@ func (b *Breaker) send(batch []Event) {
 			f(ev)
 		}
 	}
-	sent = true
+	completed = true
 }
 
 // addTrial registers a trial admitted while half-open, so that it can be

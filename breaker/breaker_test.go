@@ -3,6 +3,7 @@ package breaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -676,6 +677,47 @@ func TestRelease(t *testing.T) {
 		admit(t, b, "").Done(bulwark.Outcome(9)) // unknown: judged as nothing
 		if got := b.Counts(); got.Ignored != 1 || got.Failures != 1 || got.Successes != 0 {
 			t.Errorf("after an unknown outcome: got %+v, want it ignored", got)
+		}
+	})
+}
+
+func TestPanickingCallbackLosesNoLaterEventOfItsBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var events []string
+		hold := make(chan struct{})
+		b := mustNew(t, breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, HalfOpenTrials: 1,
+			OnStateChange: func(e breaker.Event) {
+				events = append(events, e.From.String()+"→"+e.To.String())
+				switch e.To {
+				case breaker.Open:
+					if len(events) == 1 {
+						<-hold // the drainer is busy: later changes queue up
+					}
+				case breaker.HalfOpen:
+					panic("boom")
+				}
+			}})
+		drainer := make(chan any)
+		go func() {
+			defer func() { drainer <- recover() }()
+			run(t, b, "", F) // closed → open; its delivery waits on hold
+		}()
+		synctest.Wait()
+		time.Sleep(time.Second)
+		// open → half-open and half-open → open queue behind the drainer.
+		p, err := b.Enter(context.Background(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(F)
+		close(hold)
+		if r := <-drainer; r != "boom" {
+			t.Fatalf("drainer recovered %v, want the callback's panic", r)
+		}
+		b.State() // the next caller delivers what the panic left
+		want := []string{"closed→open", "open→half-open", "half-open→open"}
+		if fmt.Sprint(events) != fmt.Sprint(want) {
+			t.Fatalf("events %v, want %v", events, want)
 		}
 	})
 }

@@ -39,12 +39,17 @@ type Config struct {
 	// OpenDuration is how long an open breaker refuses every call before
 	// it turns half-open and admits trial calls. Zero means 5s.
 	OpenDuration time.Duration
-	// HalfOpenTrials is how many trial calls a half-open breaker admits at
-	// once, and how many of them must succeed in a row to close it; one
-	// failed trial opens it again. Zero means 3.
+	// HalfOpenTrials is how many trial calls a half-open breaker admits in
+	// one half-open period (a trial that succeeds keeps its slot; only an
+	// Ignored one gives it back), and how many of them must succeed in a row
+	// to close it; one failed trial opens it again. Zero means 3.
 	HalfOpenTrials int
-	// SlowCallThreshold turns a Success that took longer than this (from
-	// Enter to Done, on the monotonic clock) into a Failure. Zero means off,
+	// SlowCallThreshold turns a Success that took longer than this into a
+	// Failure. The clock (monotonic) starts when the attempt really starts:
+	// under a bulwark.Stack, once every guard admitted it, so time queued in
+	// a bulkhead is not the endpoint's; it stops at Done (for HTTP, when the
+	// body is closed or read to the end, so a caller that reads slowly is
+	// charged too). Zero means off,
 	// and then no clock is read for it.
 	SlowCallThreshold time.Duration
 	// TrialTimeout bounds how long a half-open trial may go without
@@ -76,6 +81,7 @@ const (
 	defaultMinimumCalls   = 20
 	defaultWindow         = 30 * time.Second
 	defaultBuckets        = 10
+	maxBuckets            = 1000 // per window: memory per key, and gobreaker walks them under its lock
 	defaultOpenDuration   = 5 * time.Second
 	defaultHalfOpenTrials = 3
 	defaultTrialTimeout   = 30 * time.Second
@@ -123,17 +129,17 @@ func settle(cfg Config) (*shared, error) {
 	switch {
 	case math.IsNaN(cfg.FailureRatio) || cfg.FailureRatio < 0 || cfg.FailureRatio > 1:
 		return nil, fmt.Errorf("breaker: Config.FailureRatio is %v, want within (0, 1] (or 0 for 0.5)", cfg.FailureRatio)
-	case cfg.MinimumCalls < 0 || cfg.MinimumCalls > math.MaxUint32:
+	case cfg.MinimumCalls < 0 || uint64(cfg.MinimumCalls) > math.MaxUint32:
 		return nil, fmt.Errorf("breaker: Config.MinimumCalls is %d, want >= 0 and <= %d", cfg.MinimumCalls, uint32(math.MaxUint32))
 	case cfg.Window < 0:
 		return nil, fmt.Errorf("breaker: Config.Window is %v, want >= 0", cfg.Window)
 	case cfg.BucketPeriod < 0:
 		return nil, fmt.Errorf("breaker: Config.BucketPeriod is %v, want >= 0", cfg.BucketPeriod)
-	case cfg.ConsecutiveFailures < 0 || cfg.ConsecutiveFailures > math.MaxUint32:
+	case cfg.ConsecutiveFailures < 0 || uint64(cfg.ConsecutiveFailures) > math.MaxUint32:
 		return nil, fmt.Errorf("breaker: Config.ConsecutiveFailures is %d, want >= 0 and <= %d", cfg.ConsecutiveFailures, uint32(math.MaxUint32))
 	case cfg.OpenDuration < 0:
 		return nil, fmt.Errorf("breaker: Config.OpenDuration is %v, want >= 0", cfg.OpenDuration)
-	case cfg.HalfOpenTrials < 0 || cfg.HalfOpenTrials > math.MaxUint32:
+	case cfg.HalfOpenTrials < 0 || uint64(cfg.HalfOpenTrials) > math.MaxUint32:
 		return nil, fmt.Errorf("breaker: Config.HalfOpenTrials is %d, want >= 0 and <= %d", cfg.HalfOpenTrials, uint32(math.MaxUint32))
 	case cfg.SlowCallThreshold < 0:
 		return nil, fmt.Errorf("breaker: Config.SlowCallThreshold is %v, want >= 0", cfg.SlowCallThreshold)
@@ -161,6 +167,12 @@ func settle(cfg Config) (*shared, error) {
 	}
 	if s.window < s.bucket {
 		return nil, fmt.Errorf("breaker: Config.Window (%v) is shorter than Config.BucketPeriod (%v)", s.window, s.bucket)
+	}
+	if s.window/s.bucket > maxBuckets {
+		// Each bucket is memory per key, and gobreaker walks them under its
+		// lock: a hairline BucketPeriod must not cost megabytes per breaker.
+		return nil, fmt.Errorf("breaker: Config.BucketPeriod (%v) splits Config.Window (%v) into %d buckets, want at most %d",
+			s.bucket, s.window, s.window/s.bucket, maxBuckets)
 	}
 	if s.open == 0 {
 		s.open = defaultOpenDuration

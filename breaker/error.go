@@ -24,10 +24,10 @@ type OpenError struct {
 	// RetryAt is when the breaker will admit an attempt again, as far as
 	// it can tell. Open: the end of the open period, after which the first
 	// attempts are admitted as trials. HalfOpen: there is no such promise
-	// (a slot frees the moment a trial reports, which may be now); RetryAt
-	// is the latest moment, when the oldest trial in flight reaches
-	// Config.TrialTimeout and is given up as failed (which opens the
-	// breaker again).
+	// (the trials in flight decide: all succeed and the breaker closes, one
+	// fails and it opens again); RetryAt is the latest moment, when the
+	// oldest trial in flight reaches Config.TrialTimeout and is given up as
+	// failed (which opens the breaker again).
 	RetryAt time.Time
 }
 

@@ -31,7 +31,7 @@ func NewSet(cfg Config) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := keyed.New(s.maxKeys, func(key string) *Breaker { return newBreaker(s, key) }, nil)
+	keys, err := keyed.New(s.maxKeys, func(key string) *Breaker { return newBreaker(s, key) }, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("breaker: %w", err)
 	}

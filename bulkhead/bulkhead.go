@@ -12,7 +12,8 @@ import (
 // once, whatever their key. It is a bulwark.Guard and is safe for
 // concurrent use. Build it with New; the zero Bulkhead is not usable.
 type Bulkhead struct {
-	l *limiter
+	l   *limiter
+	reg metric.Registration
 }
 
 var _ bulwark.Guard = (*Bulkhead)(nil)
@@ -29,11 +30,16 @@ func New(cfg Config) (*Bulkhead, error) {
 		return nil, err
 	}
 	b := &Bulkhead{l: newLimiter(cfg.Name, cfg, m)}
-	if err := m.register(func(o metric.Observer) { b.l.observe(o, m) }); err != nil {
+	if b.reg, err = m.register(func(o metric.Observer) { b.l.observe(o, m) }); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
+
+// Close unregisters the Bulkhead's gauges from its MeterProvider, which
+// otherwise keeps the Bulkhead alive as long as itself. Attempts still
+// admitted may run to their end; the Bulkhead remains usable, unobserved.
+func (b *Bulkhead) Close() error { return b.reg.Unregister() }
 
 // Enter admits one attempt, whatever key says (errors and metrics carry
 // Config.Name instead). On admission the returned Permit's Done must be

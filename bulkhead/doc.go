@@ -34,6 +34,6 @@
 // bulwark.bulkhead.queued and bulwark.bulkhead.limit (observable, read at
 // collection time, so that admission makes no metric call) and the counter
 // bulwark.bulkhead.rejected, with bulwark.bulkhead.reason ("no_queue",
-// "queue_full" or "max_wait"). The instruments and their callbacks live as
-// long as the MeterProvider.
+// "queue_full" or "max_wait"). The gauges' callback keeps a Bulkhead or Set
+// reachable from its MeterProvider until Close unregisters it.
 package bulkhead

@@ -59,15 +59,15 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 
 // register registers the callback reporting the gauges; observe reports
 // the limits alive at collection time.
-func (m *instruments) register(observe func(metric.Observer)) error {
-	_, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+func (m *instruments) register(observe func(metric.Observer)) (metric.Registration, error) {
+	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		observe(o)
 		return nil
 	}, m.inFlight, m.queued, m.limit)
 	if err != nil {
-		return fmt.Errorf("bulkhead: registering metric callback: %w", err)
+		return nil, fmt.Errorf("bulkhead: registering metric callback: %w", err)
 	}
-	return nil
+	return reg, nil
 }
 
 // limiter is one limit: a Bulkhead's only one, or one key's in a Set.

@@ -12,20 +12,22 @@ import (
 // Set keeps one concurrency limit per key (an endpoint, a route): at most
 // Config.Limit attempts run at once on each key, each with its own queue.
 // It holds at most Config.MaxKeys keys, evicting keys not used lately (CLOCK,
-// an approximation of least-recently-used),
-// so that hostile or unbounded keys cannot grow memory without limit.
+// an approximation of least-recently-used), so that hostile or unbounded
+// keys cannot grow memory without limit.
 //
-// A key evicted while attempts on it are still running comes back, on its
-// next use, with a fresh limit: for a while the key may then run up to
-// twice Limit attempts (the old ones finish and release their own, evicted,
-// limit). Size MaxKeys well above the number of keys in real use so that
-// only idle keys are evicted. Evicted keys disappear from the metrics.
+// A key with attempts running or queued is not evicted, unless every key
+// held is busy through two turns of the eviction hand: the bound on memory
+// wins then, and the evicted key comes back on its next use with a fresh
+// limit beside the old one's still-running attempts, each eviction adding
+// up to another Limit. Size MaxKeys well above the number of keys busy at
+// once so that this never happens. Evicted keys disappear from the metrics.
 //
 // A Set is a bulwark.Guard and is safe for concurrent use. Build it with
 // NewSet; the zero Set is not usable.
 type Set struct {
 	limit int
 	keys  *keyed.Set[*limiter]
+	reg   metric.Registration
 }
 
 var _ bulwark.Guard = (*Set)(nil)
@@ -41,18 +43,24 @@ func NewSet(cfg Config) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := keyed.New(cfg.MaxKeys, func(key string) *limiter { return newLimiter(key, cfg, m) }, nil)
+	keys, err := keyed.New(cfg.MaxKeys, func(key string) *limiter { return newLimiter(key, cfg, m) }, nil,
+		func(l *limiter) bool { return l.inFlight.Load()+l.queued.Load() > 0 })
 	if err != nil {
 		return nil, err
 	}
 	s := &Set{limit: cfg.Limit, keys: keys}
-	if err := m.register(func(o metric.Observer) {
+	if s.reg, err = m.register(func(o metric.Observer) {
 		s.keys.Range(func(_ string, l *limiter) { l.observe(o, m) })
 	}); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
+
+// Close unregisters the Set's gauges from its MeterProvider, which
+// otherwise keeps the Set alive as long as itself. Attempts still admitted
+// may run to their end; the Set remains usable, unobserved.
+func (s *Set) Close() error { return s.reg.Unregister() }
 
 // Enter admits one attempt on key, as Bulkhead.Enter does, against key's
 // own limit and queue; the first use of a key creates them. A ctx already

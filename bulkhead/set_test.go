@@ -107,16 +107,30 @@ func TestSetEvictionBound(t *testing.T) {
 	}
 }
 
-// TestSetReleaseAfterEviction evicts a key while its slot is held: the old
-// Permit releases the old limit, and the key comes back with a fresh one
-// that the old Permit does not touch.
-func TestSetReleaseAfterEviction(t *testing.T) {
+// TestSetSparesBusyKeys: a key with an attempt running is not evicted, so
+// its limit holds however many other keys come and go.
+func TestSetSparesBusyKeys(t *testing.T) {
 	s := mustNewSet(t, bulkhead.Config{MaxKeys: 2, Limit: 1})
+	held := mustEnter(t, s, t.Context(), "a")
+	for _, k := range []string{"b", "c", "d", "e"} {
+		mustEnter(t, s, t.Context(), k).Done(bulwark.Success)
+	}
+	wantKeyCounts(t, s, "a", 1, 0)
+	_, err := s.Enter(t.Context(), "a")
+	wantReason(t, err, bulkhead.ReasonNoQueue)
+	held.Done(bulwark.Success)
+	wantKeyCounts(t, s, "a", 0, 0)
+}
+
+// TestSetReleaseAfterEviction: when every key is busy the bound wins and a
+// busy key is evicted; its old Permit releases the old limit, and the key
+// comes back with a fresh one that the old Permit does not touch.
+func TestSetReleaseAfterEviction(t *testing.T) {
+	s := mustNewSet(t, bulkhead.Config{MaxKeys: 1, Limit: 1})
 	old := mustEnter(t, s, t.Context(), "a")
-	mustEnter(t, s, t.Context(), "b").Done(bulwark.Success)
-	mustEnter(t, s, t.Context(), "c").Done(bulwark.Success) // evicts "a"
-	if got := s.Len(); got != 2 {
-		t.Errorf("Len: got %d, want 2", got)
+	mustEnter(t, s, t.Context(), "b").Done(bulwark.Success) // every key busy: evicts "a"
+	if got := s.Len(); got != 1 {
+		t.Errorf("Len: got %d, want 1", got)
 	}
 	wantKeyCounts(t, s, "a", 0, 0) // not held
 
@@ -181,4 +195,24 @@ func TestSetMetrics(t *testing.T) {
 	b1.Done(bulwark.Success)
 	b2.Done(bulwark.Success)
 	check("bulwark.bulkhead.in_flight", map[string]int64{"bulwark.key=b": 0, "bulwark.key=c": 0})
+}
+
+func TestCloseStopsReporting(t *testing.T) {
+	mp, r := newReader()
+	b := mustNew(t, bulkhead.Config{Name: "one", MeterProvider: mp})
+	s := mustNewSet(t, bulkhead.Config{MeterProvider: mp})
+	defer mustEnter(t, b, t.Context(), "").Done(bulwark.Success)
+	defer mustEnter(t, s, t.Context(), "k").Done(bulwark.Success)
+	if got := points(t, r, "bulwark.bulkhead.in_flight"); len(got) != 2 {
+		t.Fatalf("before Close: got %v, want the Bulkhead's and the Set's key", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := points(t, r, "bulwark.bulkhead.in_flight"); len(got) != 0 {
+		t.Fatalf("after Close: got %v, want nothing reported", got)
+	}
 }

@@ -170,9 +170,20 @@ func (t *Timeout) Observe(ctx context.Context, s Scope) bool {
 	return true
 }
 
-// Fired returns the *Error describing which of our deadlines ended ctx, or
-// nil when ctx is live or ended for another reason (the caller cancelled, or
-// the caller's own deadline passed).
+// Owns reports whether ctx ended because a deadline of this Timeout fired
+// (its total or attempt deadline, on ctx or on a context ctx derives from).
+// A deadline of another Timeout — an outer Stack's — is not this one's.
+func (t *Timeout) Owns(ctx context.Context) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	c := context.Cause(ctx)
+	return c == t.totalErr || c == t.attemptErr
+}
+
+// Fired returns the *Error describing which bulwark deadline ended ctx — of
+// any Timeout; Owns tells one Timeout's own — or nil when ctx is live or
+// ended for another reason (cancelled, or a deadline set without bulwark).
 func Fired(ctx context.Context) *Error {
 	if ctx.Err() == nil {
 		return nil

@@ -5,8 +5,10 @@
 // Eviction is CLOCK (second chance), the classic approximation of
 // least-recently-used: every use of a key marks it, and when the set is full
 // a hand sweeps the keys, unmarking marked ones and evicting the first
-// unmarked one. A key in steady use therefore survives any flood of new keys;
+// unmarked one. A key in steady use therefore survives a flood of new keys;
 // a new key starts unmarked, so a flood of one-off keys mostly evicts itself.
+// A key survives as long as it is used at least once per turn of the hand
+// (every size new keys), or while it is busy.
 // Unlike an exact LRU list, a lookup of a present key takes no lock and writes
 // nothing shared unless the key's mark was clear: it is on every attempt's
 // path, twice (breaker and bulkhead).
@@ -22,6 +24,7 @@ import (
 type Set[V any] struct {
 	build   func(key string) V
 	onEvict func(key string, v V)
+	busy    func(V) bool
 	size    int
 	m       sync.Map // string → *entry[V]; every entry is also in ring
 
@@ -38,12 +41,15 @@ type entry[V any] struct {
 
 // New returns a Set holding at most size keys. build makes the value of a
 // key on its first use; onEvict, if not nil, is called (outside any lock)
-// with each value the bound pushes out.
-func New[V any](size int, build func(key string) V, onEvict func(key string, v V)) (*Set[V], error) {
+// with each value the bound pushes out. busy, if not nil, spares a value in
+// use (attempts in flight on it) from eviction, as if it had just been used,
+// unless every key stays busy for two turns of the hand: the bound on memory
+// wins over it.
+func New[V any](size int, build func(key string) V, onEvict func(key string, v V), busy func(V) bool) (*Set[V], error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("keyed: size %d, want > 0", size)
 	}
-	return &Set[V]{build: build, onEvict: onEvict, size: size, ring: make([]*entry[V], 0, min(size, 64))}, nil
+	return &Set[V]{build: build, onEvict: onEvict, busy: busy, size: size, ring: make([]*entry[V], 0, min(size, 64))}, nil
 }
 
 // Get returns the value of key, making it on first use. Two racing first
@@ -74,7 +80,8 @@ func (s *Set[V]) add(key string) V {
 		// round. Callers may mark keys again while the hand moves, so after
 		// two full turns the key under the hand goes regardless.
 		for range 2 * s.size {
-			if !s.ring[s.hand].used.Swap(false) {
+			e := s.ring[s.hand]
+			if !e.used.Swap(false) && (s.busy == nil || !s.busy(e.v)) {
 				break
 			}
 			s.hand = (s.hand + 1) % s.size

@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestNewRejectsBadSize(t *testing.T) {
 	for _, size := range []int{0, -1} {
-		if _, err := keyed.New(size, func(string) int { return 0 }, nil); err == nil {
+		if _, err := keyed.New(size, func(string) int { return 0 }, nil, nil); err == nil {
 			t.Errorf("New(%d): got nil error, want one", size)
 		}
 	}
@@ -24,7 +24,7 @@ func TestNewRejectsBadSize(t *testing.T) {
 
 func TestGetMakesOncePerKey(t *testing.T) {
 	var made atomic.Int32
-	s, _ := keyed.New(8, func(k string) string { made.Add(1); return "v:" + k }, nil)
+	s, _ := keyed.New(8, func(k string) string { made.Add(1); return "v:" + k }, nil, nil)
 	for range 3 {
 		if got := s.Get("a"); got != "v:a" {
 			t.Fatalf("Get(a) = %q, want v:a", got)
@@ -42,7 +42,7 @@ func TestGetMakesOncePerKey(t *testing.T) {
 }
 
 func TestRacingFirstUsesShareOneValue(t *testing.T) {
-	s, _ := keyed.New(4, func(string) *int { return new(int) }, nil)
+	s, _ := keyed.New(4, func(string) *int { return new(int) }, nil, nil)
 	var wg sync.WaitGroup
 	got := make([]*int, 16)
 	for i := range got {
@@ -66,7 +66,7 @@ func TestBoundedAndHotKeysSurviveAFlood(t *testing.T) {
 		if k != v {
 			t.Errorf("onEvict(%q, %q): value does not belong to key", k, v)
 		}
-	})
+	}, nil)
 	hot := []string{"api-1", "api-2", "api-3"}
 	for i := range 10_000 {
 		for _, h := range hot {
@@ -90,7 +90,7 @@ func TestBoundedAndHotKeysSurviveAFlood(t *testing.T) {
 }
 
 func TestRangeVisitsEveryKeyOnce(t *testing.T) {
-	s, _ := keyed.New(8, func(k string) string { return k + "!" }, nil)
+	s, _ := keyed.New(8, func(k string) string { return k + "!" }, nil, nil)
 	for _, k := range []string{"c", "a", "b"} {
 		s.Get(k)
 	}
@@ -109,7 +109,7 @@ func TestRangeVisitsEveryKeyOnce(t *testing.T) {
 }
 
 func TestConcurrentUseStaysBounded(t *testing.T) {
-	s, _ := keyed.New(32, func(k string) string { return k }, nil)
+	s, _ := keyed.New(32, func(k string) string { return k }, nil, nil)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -134,7 +134,7 @@ func TestConcurrentUseStaysBounded(t *testing.T) {
 }
 
 func BenchmarkGet(b *testing.B) {
-	s, _ := keyed.New(1024, func(k string) int { return len(k) }, nil)
+	s, _ := keyed.New(1024, func(k string) int { return len(k) }, nil, nil)
 	s.Get("api.example:443")
 	b.Run("seq", func(b *testing.B) {
 		b.ReportAllocs()
@@ -150,4 +150,24 @@ func BenchmarkGet(b *testing.B) {
 			}
 		})
 	})
+}
+
+func TestBusyKeysAreSpared(t *testing.T) {
+	busy := map[string]bool{"busy": true}
+	s, _ := keyed.New(2, func(k string) string { return k }, nil, func(v string) bool { return busy[v] })
+	s.Get("busy")
+	for i := range 100 {
+		s.Get(fmt.Sprintf("k%d", i))
+		if _, ok := s.Peek("busy"); !ok {
+			t.Fatalf("the busy key was evicted by key %d", i)
+		}
+	}
+	// Every key busy: the bound wins, and the set stays at its size.
+	all, _ := keyed.New(2, func(k string) string { return k }, nil, func(string) bool { return true })
+	for i := range 10 {
+		all.Get(fmt.Sprintf("k%d", i))
+	}
+	if n := all.Len(); n != 2 {
+		t.Fatalf("Len = %d with every key busy, want the bound, 2", n)
+	}
 }
