@@ -16,8 +16,11 @@
 //
 // A [Stack] composes them in one fixed order, outermost first:
 //
-//	total deadline → wrappers (retry/hedge) → guards, in the order given
-//	(breaker, then bulkhead) → attempt deadline → the call
+//	fallback → total deadline → wrapper (retry or hedge) → guards, in the
+//	order given (breaker, then bulkhead) → attempt deadline → the call
+//
+// (fallback and coalescing belong to a Pipeline, which is generic in the
+// call's result type).
 //
 // [Do] runs any function through a Stack. Transport adapters use
 // [Stack.Enter] and [Attempt.Done] directly, so that a guard is released when
@@ -25,10 +28,8 @@
 //
 //	brk, _ := breaker.NewSet(breaker.Config{})
 //	blk, _ := bulkhead.NewSet(bulkhead.Config{Limit: 64})
-//	stack, _ := bulwark.New(bulwark.Config{
-//		Timeout: timeout.Config{Total: 2 * time.Second, Attempt: 500 * time.Millisecond},
-//		Guards:  []bulwark.Guard{brk, blk},
-//	})
+//	to, _ := timeout.New(timeout.Config{Total: 2 * time.Second, Attempt: 500 * time.Millisecond})
+//	stack, _ := bulwark.New(bulwark.Config{Timeout: to, Guards: []bulwark.Guard{brk, blk}})
 //	user, err := bulwark.Do(ctx, stack, "users", func(ctx context.Context) (User, error) {
 //		return fetchUser(ctx, id)
 //	})

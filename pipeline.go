@@ -70,7 +70,8 @@ func NewPipeline[T any](cfg PipelineConfig[T]) (*Pipeline[T], error) {
 
 // Do runs call, identified by key (for the fallback's cache and for
 // coalescing: the same key means the same question), and returns its result
-// or the fallback's. A panic in call is not recovered here (Do records it as
+// or the fallback's. The fallback's Lookup is asked first, even when ctx is
+// already done: a value at hand is returned with a nil error. A panic in call is not recovered here (Do records it as
 // a Failure and panics again); a coalesced call that panics crashes the
 // program rather than hiding the panic from the callers it was shared with.
 func (p *Pipeline[T]) Do(ctx context.Context, key string, call func(context.Context) (T, error)) (T, error) {
@@ -82,16 +83,15 @@ func (p *Pipeline[T]) Do(ctx context.Context, key string, call func(context.Cont
 	var v T
 	var err error
 	if p.coalesce {
-		v, err = p.shared(ctx, key, call)
+		v, err = p.shared(ctx, key, call) // the flight stores its success once
 	} else {
 		v, err = Do(ctx, p.stack, p.key, call)
+		if err == nil && p.fallback != nil {
+			p.fallback.Store(ctx, key, v)
+		}
 	}
-	if p.fallback == nil {
+	if err == nil || p.fallback == nil {
 		return v, err
-	}
-	if err == nil {
-		p.fallback.Store(ctx, key, v)
-		return v, nil
 	}
 	return p.fallback.Recover(ctx, key, v, err)
 }
@@ -113,6 +113,9 @@ func (p *Pipeline[T]) shared(ctx context.Context, key string, call func(context.
 	detached := context.WithoutCancel(ctx)
 	ch := p.flights.DoChan(key, func() (any, error) {
 		v, err := Do(detached, p.stack, p.key, call)
+		if err == nil && p.fallback != nil {
+			p.fallback.Store(detached, key, v)
+		}
 		return flight[T]{v, err}, nil
 	})
 	select {
