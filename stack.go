@@ -356,30 +356,50 @@ func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Cont
 	// still be reading its result); this call is over when Do returns.
 	ctx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	var (
-		mu      sync.Mutex
-		results []T
-	)
-	w, err := s.retry.Run(ctx, Call{
-		Idempotent: s.idempotent || IsIdempotent(ctx),
-		Attempt: func(ctx context.Context, n int) Result {
-			v, o, err := once(WithAttemptNumber(ctx, n), s, key, call)
-			mu.Lock()
-			if n >= len(results) {
-				results = append(results, make([]T, n+1-len(results))...)
-			}
-			results[n] = v
-			mu.Unlock()
-			return Result{Outcome: o, Err: err, Pushback: PushbackOf(err)}
-		},
-	})
-	var v T
-	mu.Lock()
-	if w >= 0 && w < len(results) {
-		v = results[w]
+	d := &doCall[T]{s: s, key: key, call: call}
+	w, err := s.retry.Run(ctx, Call{Idempotent: s.idempotent || IsIdempotent(ctx), Attempt: d.attempt})
+	return d.result(w), s.EndTotal(ctx, err)
+}
+
+// doCall keeps the results of one Do's attempts, which a hedging Wrapper
+// may run at once.
+type doCall[T any] struct {
+	s    *Stack
+	key  string
+	call func(context.Context) (T, error)
+
+	mu    sync.Mutex
+	first T   // attempt 0's result: most calls have no other
+	more  []T // attempt n's at more[n-1]
+}
+
+func (d *doCall[T]) attempt(ctx context.Context, n int) Result {
+	v, o, err := once(WithAttemptNumber(ctx, n), d.s, d.key, d.call)
+	d.mu.Lock()
+	if n == 0 {
+		d.first = v
+	} else {
+		for len(d.more) < n {
+			var zero T
+			d.more = append(d.more, zero)
+		}
+		d.more[n-1] = v
 	}
-	mu.Unlock()
-	return v, s.EndTotal(ctx, err)
+	d.mu.Unlock()
+	return Result{Outcome: o, Err: err, Pushback: PushbackOf(err)}
+}
+
+func (d *doCall[T]) result(n int) T {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if n == 0 {
+		return d.first
+	}
+	if n > 0 && n <= len(d.more) {
+		return d.more[n-1]
+	}
+	var zero T
+	return zero
 }
 
 // once runs one attempt of call through the guards and the attempt deadline.
