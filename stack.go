@@ -34,11 +34,31 @@ type Call struct {
 	// Wrapper never starts a second attempt (retry or hedge) of a call
 	// that is not idempotent.
 	Idempotent bool
-	// Attempt runs one attempt, n counting from 0, through the guards.
-	// It may be called from several goroutines at once (hedging), each
-	// with its own n.
-	Attempt func(ctx context.Context, n int) Result
+	// Attempts runs the attempts, through the guards.
+	Attempts Attempter
+	// Deadline is the call's total deadline, held as a time rather than
+	// on the context (see Stack.Deadline); zero means none. A Wrapper
+	// starts no attempt and waits no backoff that cannot fit before it or
+	// before ctx's own deadline.
+	Deadline time.Time
 }
+
+// Attempt runs attempt n of the call.
+func (c Call) Attempt(ctx context.Context, n int) Result { return c.Attempts.Attempt(ctx, n) }
+
+// An Attempter runs one attempt of a call, n counting from 0, through the
+// guards. Attempt may be called from several goroutines at once (hedging),
+// each with its own n. (An interface rather than a func, so that a call's
+// state, already on the heap, serves without a closure.)
+type Attempter interface {
+	Attempt(ctx context.Context, n int) Result
+}
+
+// AttemptFunc adapts a function to an Attempter.
+type AttemptFunc func(ctx context.Context, n int) Result
+
+// Attempt calls f.
+func (f AttemptFunc) Attempt(ctx context.Context, n int) Result { return f(ctx, n) }
 
 // A Wrapper re-runs a whole call: retry and hedging are Wrappers. Run calls
 // c.Attempt once per attempt, numbering them from 0, and decides from each
@@ -47,12 +67,21 @@ type Call struct {
 // the number of the attempt whose result the caller gets and that attempt's
 // error. It returns once that result is decided; attempts it cancelled may
 // still be finishing on goroutines of their own, which end when their
-// attempt returns. The winning attempt's context is left alive, since its
-// result may still be in use (a response body being read): the caller of
-// Run ends it by cancelling the ctx it gave Run. A Wrapper must be safe for
-// concurrent use.
+// attempt returns (see Concurrent). A Wrapper must be safe for concurrent
+// use.
 type Wrapper interface {
 	Run(ctx context.Context, c Call) (int, error)
+}
+
+// Concurrent is implemented by a Wrapper that may run a call's attempts at
+// the same time (hedging). It leaves the winning attempt's context alive
+// after Run returns, so its caller must give Run a context it cancels once
+// the result is consumed. A Wrapper without it runs one attempt after
+// another and leaves no context alive.
+type Concurrent interface {
+	Wrapper
+	// Concurrent marks the Wrapper; it does nothing.
+	Concurrent()
 }
 
 // Config composes a Stack. The zero Config is valid: it runs the call once,
@@ -128,24 +157,23 @@ func (s *Stack) Classify(caller context.Context, err error) Outcome {
 // Retry returns the configured Wrapper, or nil.
 func (s *Stack) Retry() Wrapper { return s.retry }
 
-// WithTotal bounds ctx by the total deadline, when one is configured and the
-// caller's own deadline is not earlier. The caller must call cancel when the
-// call is over, after EndTotal.
-func (s *Stack) WithTotal(ctx context.Context) (context.Context, context.CancelFunc) {
+// Deadline returns the total deadline of a call starting now, when one is
+// configured and the caller's own is not earlier; zero otherwise. It is a
+// time, not a context: give it to EnterBy for every attempt and to the
+// Wrapper in Call.Deadline. Each attempt's context then carries whichever
+// of the two deadlines comes first, so the call needs no timer of its own.
+func (s *Stack) Deadline(ctx context.Context) time.Time {
 	if s.timeout == nil {
-		return ctx, func() {}
+		return time.Time{}
 	}
-	return s.timeout.WithTotal(ctx)
+	return s.timeout.Deadline(ctx)
 }
 
-// EndTotal ends a call bounded by WithTotal: when the total deadline fired,
-// it records it and returns err as a *timeout.Error; otherwise err as is.
-func (s *Stack) EndTotal(ctx context.Context, err error) error {
-	if s.timeout == nil {
-		return err
-	}
-	s.timeout.Observe(ctx, timeout.Total)
-	return timeout.Wrap(ctx, err)
+// Concurrent reports whether the Stack's Wrapper may run attempts at the
+// same time (see the Concurrent interface).
+func (s *Stack) Concurrent() bool {
+	_, ok := s.retry.(Concurrent)
+	return ok
 }
 
 // inlinePermits is how many guards an Attempt holds without allocating.
@@ -189,6 +217,13 @@ var ErrAttemptInUse = errors.New("bulwark: Attempt entered again before Done")
 // refused with ctx.Err() before any guard is entered. An Attempt still in
 // use is refused with ErrAttemptInUse and left as it was.
 func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
+	return s.EnterBy(ctx, key, time.Time{}, a)
+}
+
+// EnterBy is Enter for an attempt of a call whose total deadline is total
+// (from Deadline; zero means none): the attempt's context ends at the
+// attempt deadline or at total, whichever comes first.
+func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {
 		return ErrAttemptInUse
 	}
@@ -216,7 +251,7 @@ func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
 		}
 	}
 	if s.timeout != nil {
-		a.ctx, a.cancel = s.timeout.WithAttempt(ctx)
+		a.ctx, a.cancel = s.timeout.WithAttemptUntil(ctx, total)
 	}
 	a.ended.Store(false)
 	admitted = true
@@ -274,7 +309,9 @@ func (a *Attempt) Done(o Outcome) {
 		return
 	}
 	if a.cancel != nil {
-		a.stack.timeout.Observe(a.ctx, timeout.Attempt)
+		if t := a.stack.timeout; !t.Observe(a.ctx, timeout.Attempt) {
+			t.Observe(a.ctx, timeout.Total)
+		}
 		a.cancel()
 	}
 	a.release(o)
@@ -346,35 +383,39 @@ func PushbackOf(err error) time.Duration {
 // matching context.DeadlineExceeded, a refusal matches ErrRejected. A panic
 // in call (or runtime.Goexit) is recorded as a Failure and goes on.
 func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := s.WithTotal(ctx)
-	defer cancel()
+	total := s.Deadline(ctx)
 	if s.retry == nil {
-		v, _, err := once(ctx, s, key, call)
-		return v, s.EndTotal(ctx, err)
+		v, _, err := once(ctx, s, key, total, call)
+		return v, err
 	}
-	// A Wrapper leaves the winning attempt's context alive (an adapter may
-	// still be reading its result); this call is over when Do returns.
-	ctx, cancelRun := context.WithCancel(ctx)
-	defer cancelRun()
-	d := &doCall[T]{s: s, key: key, call: call}
-	w, err := s.retry.Run(ctx, Call{Idempotent: s.idempotent || IsIdempotent(ctx), Attempt: d.attempt})
-	return d.result(w), s.EndTotal(ctx, err)
+	if s.Concurrent() {
+		// The winning attempt's context is left alive: this call is over
+		// when Do returns.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+	}
+	d := &doCall[T]{s: s, key: key, total: total, call: call}
+	w, err := s.retry.Run(ctx, Call{Idempotent: s.idempotent || IsIdempotent(ctx), Attempts: d, Deadline: total})
+	return d.result(w), err
 }
 
 // doCall keeps the results of one Do's attempts, which a hedging Wrapper
 // may run at once.
 type doCall[T any] struct {
-	s    *Stack
-	key  string
-	call func(context.Context) (T, error)
+	s     *Stack
+	key   string
+	total time.Time
+	call  func(context.Context) (T, error)
 
 	mu    sync.Mutex
 	first T   // attempt 0's result: most calls have no other
 	more  []T // attempt n's at more[n-1]
 }
 
-func (d *doCall[T]) attempt(ctx context.Context, n int) Result {
-	v, o, err := once(WithAttemptNumber(ctx, n), d.s, d.key, d.call)
+// Attempt runs attempt n: a doCall is the Attempter of its call.
+func (d *doCall[T]) Attempt(ctx context.Context, n int) Result {
+	v, o, err := once(WithAttemptNumber(ctx, n), d.s, d.key, d.total, d.call)
 	d.mu.Lock()
 	if n == 0 {
 		d.first = v
@@ -403,9 +444,9 @@ func (d *doCall[T]) result(n int) T {
 }
 
 // once runs one attempt of call through the guards and the attempt deadline.
-func once[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (v T, o Outcome, err error) {
+func once[T any](ctx context.Context, s *Stack, key string, total time.Time, call func(context.Context) (T, error)) (v T, o Outcome, err error) {
 	var a Attempt
-	if err := s.Enter(ctx, key, &a); err != nil {
+	if err := s.EnterBy(ctx, key, total, &a); err != nil {
 		return v, Ignored, err
 	}
 	// Not recover(): it would miss runtime.Goexit and lose the panic's

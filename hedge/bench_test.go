@@ -14,7 +14,7 @@ import (
 func BenchmarkPassThrough(b *testing.B) {
 	ctx := context.Background()
 	attempt := func(context.Context, int) bulwark.Result { return bulwark.Result{} }
-	call := bulwark.Call{Idempotent: true, Attempt: attempt}
+	call := bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(attempt)}
 	h := mustNew(b, hedge.Config{Delay: time.Second})
 	for _, bm := range []struct {
 		name string
@@ -46,7 +46,7 @@ func BenchmarkPassThrough(b *testing.B) {
 // from a pool.
 func TestPassThroughAllocations(t *testing.T) {
 	h := mustNew(t, hedge.Config{Delay: time.Second})
-	call := bulwark.Call{Idempotent: true, Attempt: func(context.Context, int) bulwark.Result { return bulwark.Result{} }}
+	call := bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(func(context.Context, int) bulwark.Result { return bulwark.Result{} })}
 	got := testing.AllocsPerRun(1000, func() { _, _ = h.Run(context.Background(), call) })
 	if got > 3 {
 		t.Fatalf("got %v allocs per pass-through Run, want at most 3", got)

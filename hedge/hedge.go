@@ -152,7 +152,9 @@ func (h *Hedge) Delay() time.Duration {
 //
 // The winner's context is left alive (its result may still be in use, such
 // as a response body being read); it ends with ctx, which the caller of Run
-// must therefore cancel when done (bulwark.Do does). Run returns once the
+// must therefore cancel when done (bulwark.Do does). No hedge starts when
+// the time left before ctx's deadline or c.Deadline is shorter than the
+// expected latency (Latency's Quantile). Run returns once the
 // first attempt has returned and the result is decided; a cancelled hedge
 // still running then ends on its own goroutine when its attempt returns.
 func (h *Hedge) Run(ctx context.Context, c bulwark.Call) (int, error) {
@@ -211,6 +213,10 @@ func (h *Hedge) get() *run {
 	r.timer.Stop()
 	return r
 }
+
+// Concurrent marks a Hedge as a bulwark.Concurrent Wrapper: it runs
+// attempts at the same time and leaves the winner's context alive.
+func (h *Hedge) Concurrent() {}
 
 // timed runs attempt n and feeds its latency to the tracker, unless it was
 // cancelled (Ignored): a loser's time says nothing about the dependency.
@@ -271,7 +277,7 @@ func (r *run) launch() bool {
 		return false
 	}
 	if h.latency != nil {
-		if q, ok := h.latency.Quantile(h.quantile); ok && !timeout.Enough(r.ctx, q) {
+		if q, ok := h.latency.Quantile(h.quantile); ok && !timeout.EnoughUntil(r.ctx, r.c.Deadline, q) {
 			h.skipped.Add(context.Background(), 1, h.skipDeadline)
 			return false
 		}

@@ -44,7 +44,7 @@ type attempts struct {
 }
 
 func (a *attempts) call(idempotent bool, behave func(ctx context.Context, n int) bulwark.Result) bulwark.Call {
-	return bulwark.Call{Idempotent: idempotent, Attempt: func(ctx context.Context, n int) bulwark.Result {
+	return bulwark.Call{Idempotent: idempotent, Attempts: bulwark.AttemptFunc(func(ctx context.Context, n int) bulwark.Result {
 		a.mu.Lock()
 		a.started = append(a.started, n)
 		a.mu.Unlock()
@@ -56,7 +56,7 @@ func (a *attempts) call(idempotent bool, behave func(ctx context.Context, n int)
 		a.ctxErr[n] = ctx.Err()
 		a.mu.Unlock()
 		return res
-	}}
+	})}
 }
 
 func hang(ctx context.Context) bulwark.Result {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -53,6 +54,15 @@ type Config struct {
 	// means bulwark.ClassifyHTTPStatus: 5xx but 501, and 429, are
 	// Failures; other 4xx are Ignored.
 	ClassifyStatus func(code int) bulwark.Outcome
+	// CheckRetry, when set, decides after each attempt whether another is
+	// worth making — a go-retryablehttp policy such as
+	// retryablehttp.DefaultRetryPolicy, or the caller's. It overrides the
+	// status classification for that decision only (breakers still judge
+	// by ClassifyStatus), and it never makes a request repeatable that is
+	// not: idempotency, GetBody, the budget and the deadline still rule.
+	// An error it returns ends the call with that error. Nil means retry
+	// Failures.
+	CheckRetry retryablehttp.CheckRetry
 	// IdempotencyKey adds an Idempotency-Key header, generated once per
 	// call, to POST and PATCH requests that have none, which makes them
 	// retryable. False means POST and PATCH are repeated only when they

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
+
 	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/hedge"
@@ -445,5 +447,39 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := httpclient.Wrap(nil, httpclient.Standard()); err != nil {
 		t.Errorf("Standard: %v", err)
+	}
+}
+
+func TestRetryablehttpPolicyAndBackoffPlugIn(t *testing.T) {
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusNotFound) // Ignored by us, but this CheckRetry retries it
+		default:
+			_, _ = io.WriteString(w, "found")
+		}
+	})
+	retryNotFound := func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return true, nil
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
+	c, _ := srv.client(t, httpclient.Config{
+		Retry:      &retry.Config{Backoff: httpclient.Backoff(retryablehttp.LinearJitterBackoff, time.Millisecond, 2*time.Millisecond)},
+		CheckRetry: retryNotFound,
+	})
+	code, body, err := get(t, c, srv.URL)
+	if err != nil || code != 200 || body != "found" {
+		t.Fatalf("got %d %q %v, want the retried 200", code, body, err)
+	}
+
+	// DefaultRetryPolicy does not retry a 501 either: one request.
+	n.Store(0)
+	srv2 := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotImplemented) })
+	c2, _ := srv2.client(t, httpclient.Config{Retry: fastRetry(3), CheckRetry: retryablehttp.DefaultRetryPolicy})
+	if code, _, _ := get(t, c2, srv2.URL); code != http.StatusNotImplemented || srv2.requests.Load() != 1 {
+		t.Fatalf("got %d after %d requests, want one 501", code, srv2.requests.Load())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -32,6 +33,7 @@ type Transport struct {
 	wrapper  bulwark.Wrapper
 	key      func(*http.Request) string
 	status   func(int) bulwark.Outcome
+	check    retryablehttp.CheckRetry
 	injectID bool
 	maxDrain int64
 	tracer   trace.Tracer
@@ -57,6 +59,7 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 		next:     next,
 		key:      cfg.Key,
 		status:   cfg.ClassifyStatus,
+		check:    cfg.CheckRetry,
 		injectID: cfg.IdempotencyKey,
 		maxDrain: cfg.MaxDrain,
 	}
@@ -238,20 +241,22 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.req.Header.Set(idempotencyHeader, retry.NewIdempotencyKey())
 		idem = true
 	}
-	c.ctx, c.cancelTotal = t.stack.WithTotal(caller)
-	if t.wrapper != nil {
+	// The total deadline is a time every attempt's context is bounded by,
+	// not a context of its own: one timer per attempt, none per call.
+	c.ctx, c.total = caller, t.stack.Deadline(caller)
+	if t.stack.Concurrent() {
 		// A hedge leaves the winner's context alive for its body: the
 		// call's own context ends it when the body is done.
-		c.ctx, c.cancelRun = context.WithCancel(c.ctx)
+		c.ctx, c.cancel = context.WithCancel(caller)
 	}
 
 	var n int
 	var err error
 	if t.wrapper == nil {
-		res := c.attempt(c.ctx, 0)
+		res := c.Attempt(c.ctx, 0)
 		err = res.Err
 	} else {
-		n, err = t.wrapper.Run(c.ctx, bulwark.Call{Idempotent: idem, Attempt: c.attempt})
+		n, err = t.wrapper.Run(c.ctx, bulwark.Call{Idempotent: idem, Attempts: c, Deadline: c.total})
 	}
 	resp := c.decide(n)
 	if !c.sent.Load() {
@@ -272,7 +277,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			err = errors.New("httpclient: no response") // cannot happen: every Wrapper returns a result it was given
 		}
 	}
-	err = t.stack.EndTotal(c.ctx, err)
 	c.end()
 	if t.cache != nil {
 		if stale := t.cache.recover(caller, c.req, err); stale != nil {
@@ -292,19 +296,19 @@ type call struct {
 	req    *http.Request // the request sent: the caller's, or its clone with an Idempotency-Key
 	key    string
 	caller context.Context
-	ctx    context.Context // the call's: total deadline, and cancellable when a Wrapper runs
-	// cancelTotal and cancelRun (nil without a Wrapper) end ctx.
-	cancelTotal, cancelRun context.CancelFunc
-	sent                   atomic.Bool // the caller's own req.Body went to the transport
-	first                  body        // attempt 0's body wrapper, allocated with the call
+	ctx    context.Context    // the call's: the caller's, made cancellable for a Concurrent Wrapper
+	total  time.Time          // the total deadline, zero for none
+	cancel context.CancelFunc // ends ctx; nil when ctx is the caller's
+	sent   atomic.Bool        // the caller's own req.Body went to the transport
+	first  body               // attempt 0's body wrapper, allocated with the call
 
 	mu      sync.Mutex
 	resps   []*http.Response // by attempt number; nil once discarded
 	decided bool
 }
 
-// attempt runs attempt n: it implements bulwark.Call.Attempt.
-func (c *call) attempt(ctx context.Context, n int) bulwark.Result {
+// Attempt runs attempt n: a call is the bulwark.Attempter of its attempts.
+func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	t := c.t
 	if n > 0 {
 		c.discardBefore(n) // failed answers that will never be chosen: free their connections now
@@ -317,7 +321,7 @@ func (c *call) attempt(ctx context.Context, n int) bulwark.Result {
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = t.startSpan(ctx, c.req, n)
 	}
-	if err := t.stack.Enter(ctx, c.key, &b.a); err != nil {
+	if err := t.stack.EnterBy(ctx, c.key, c.total, &b.a); err != nil {
 		endSpan(span, 0, bulwark.Ignored, err)
 		return bulwark.Result{Outcome: bulwark.Ignored, Err: err}
 	}
@@ -338,7 +342,7 @@ func (c *call) attempt(ctx context.Context, n int) bulwark.Result {
 	if err != nil {
 		o, err := b.a.Finish(err)
 		endSpan(span, 0, o, err)
-		return bulwark.Result{Outcome: o, Err: err}
+		return t.checked(ctx, nil, bulwark.Result{Outcome: o, Err: err})
 	}
 	o := t.status(resp.StatusCode)
 	var push time.Duration
@@ -368,7 +372,27 @@ func (c *call) attempt(ctx context.Context, n int) bulwark.Result {
 	if late { // a hedge that lost after the call was decided
 		drainClose(resp, t.maxDrain)
 	}
-	return bulwark.Result{Outcome: o, Pushback: push}
+	return t.checked(ctx, resp, bulwark.Result{Outcome: o, Pushback: push})
+}
+
+// checked applies Config.CheckRetry, if any, to an attempt's result.
+func (t *Transport) checked(ctx context.Context, resp *http.Response, res bulwark.Result) bulwark.Result {
+	if t.check == nil {
+		return res
+	}
+	again, err := t.check(ctx, resp, res.Err)
+	switch {
+	case err != nil:
+		res.Final = true
+		if resp == nil {
+			res.Err = err
+		}
+	case again:
+		res.Outcome = bulwark.Failure
+	default:
+		res.Final = true
+	}
+	return res
 }
 
 // discardBefore drains and closes the responses of attempts before n.
@@ -429,13 +453,11 @@ func (c *call) decide(n int) *http.Response {
 	return won
 }
 
-// end closes the call: records a fired total deadline and ends its context.
+// end closes the call: it ends the call's context, when it has one.
 func (c *call) end() {
-	_ = c.t.stack.EndTotal(c.ctx, nil)
-	if c.cancelRun != nil {
-		c.cancelRun()
+	if c.cancel != nil {
+		c.cancel()
 	}
-	c.cancelTotal()
 }
 
 func (t *Transport) startSpan(ctx context.Context, req *http.Request, n int) (context.Context, trace.Span) {

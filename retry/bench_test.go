@@ -37,7 +37,7 @@ func bench(b *testing.B, name string, f func()) {
 func BenchmarkRunPassThrough(b *testing.B) {
 	mp, _ := newReader()
 	ctx := context.Background()
-	c := bulwark.Call{Idempotent: true, Attempt: func(context.Context, int) bulwark.Result { return success }}
+	c := bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(func(context.Context, int) bulwark.Result { return success })}
 	plain := mustNew(b, retry.Config{MeterProvider: mp})
 	tracked := mustNew(b, retry.Config{MeterProvider: mp, Latency: mustLatency(b, retry.LatencyConfig{})})
 

@@ -325,7 +325,7 @@ func (r *Retry) next(ctx context.Context, c bulwark.Call, n int, res bulwark.Res
 	wait = max(backoff, min(res.Pushback, r.maxPushback))
 	// Saturating: a huge wait plus a huge expected latency must not wrap
 	// around into a short one.
-	if left, ok := timeout.Remaining(ctx); ok && (wait > left || r.expectedLatency() > left-wait) {
+	if left, ok := timeout.RemainingUntil(ctx, c.Deadline); ok && (wait > left || r.expectedLatency() > left-wait) {
 		return 0, 0, r.givenUpDeadline
 	}
 	if !r.budget.Withdraw() {

@@ -38,7 +38,7 @@ func newScript(results ...bulwark.Result) *script {
 }
 
 func (s *script) call(idempotent bool) bulwark.Call {
-	return bulwark.Call{Idempotent: idempotent, Attempt: s.attempt}
+	return bulwark.Call{Idempotent: idempotent, Attempts: bulwark.AttemptFunc(s.attempt)}
 }
 
 func (s *script) attempt(ctx context.Context, n int) bulwark.Result {
@@ -455,7 +455,7 @@ func TestPassThroughAllocs(t *testing.T) {
 	mp, rd := newReader()
 	plain := mustNew(t, retry.Config{MeterProvider: mp})
 	tracked := mustNew(t, retry.Config{MeterProvider: mp, Latency: mustLatency(t, retry.LatencyConfig{})})
-	c := bulwark.Call{Idempotent: true, Attempt: func(context.Context, int) bulwark.Result { return success }}
+	c := bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(func(context.Context, int) bulwark.Result { return success })}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	for name, r := range map[string]*retry.Retry{"plain": plain, "latency": tracked} {
@@ -466,10 +466,10 @@ func TestPassThroughAllocs(t *testing.T) {
 	// No goroutine either: none is running beside the attempt.
 	before := runtime.NumGoroutine()
 	var during int
-	plain.Run(ctx, bulwark.Call{Idempotent: true, Attempt: func(context.Context, int) bulwark.Result {
+	plain.Run(ctx, bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(func(context.Context, int) bulwark.Result {
 		during = runtime.NumGoroutine()
 		return success
-	}})
+	})})
 	if during != before {
 		t.Errorf("goroutines during the attempt: got %d, want %d as before Run", during, before)
 	}
@@ -486,12 +486,12 @@ func TestRetryPathAllocs(t *testing.T) {
 	mp, _ := newReader()
 	r := mustNew(t, retry.Config{MeterProvider: mp, MaxAttempts: 4, Backoff: retry.Constant(time.Nanosecond),
 		Budget: mustBudget(t, retry.BudgetConfig{Ratio: 1})})
-	c := bulwark.Call{Idempotent: true, Attempt: func(_ context.Context, n int) bulwark.Result {
+	c := bulwark.Call{Idempotent: true, Attempts: bulwark.AttemptFunc(func(_ context.Context, n int) bulwark.Result {
 		if n < 3 {
 			return fail
 		}
 		return success
-	}}
+	})}
 	if got := testing.AllocsPerRun(100, func() { r.Run(context.Background(), c) }); got > 3 {
 		t.Errorf("got %v allocations per call with 3 retries, want at most 3 (one timer)", got)
 	}

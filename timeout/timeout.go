@@ -138,6 +138,45 @@ func (t *Timeout) WithAttempt(ctx context.Context) (context.Context, context.Can
 	return derive(ctx, t.attempt, t.attemptErr)
 }
 
+// Deadline returns the total deadline of a call starting now, as a time
+// rather than a context: zero when no total deadline is configured or the
+// caller's own deadline is earlier. Pass it to WithAttemptUntil for each
+// attempt. A call bounded this way needs no context, and no timer, of its
+// own for the total: each attempt's context carries whichever deadline
+// comes first, and the wait between attempts is bounded by the retry's
+// arithmetic on the same time.
+func (t *Timeout) Deadline(ctx context.Context) time.Time {
+	if t.total <= 0 {
+		return time.Time{}
+	}
+	at := time.Now().Add(t.total)
+	if dl, ok := ctx.Deadline(); ok && !dl.After(at) {
+		return time.Time{}
+	}
+	return at
+}
+
+// WithAttemptUntil returns ctx bounded by the attempt deadline or by total
+// (a time from Deadline; zero means none), whichever comes first; the
+// context's cause says which. When neither is set, or the caller's deadline
+// is earlier than both, it returns ctx itself and a cancel that does
+// nothing. The caller must call cancel when the attempt is over.
+func (t *Timeout) WithAttemptUntil(ctx context.Context, total time.Time) (context.Context, context.CancelFunc) {
+	if total.IsZero() {
+		return derive(ctx, t.attempt, t.attemptErr)
+	}
+	at, cause := total, t.totalErr
+	if t.attempt > 0 {
+		if a := time.Now().Add(t.attempt); a.Before(total) {
+			at, cause = a, t.attemptErr
+		}
+	}
+	if dl, ok := ctx.Deadline(); ok && !dl.After(at) {
+		return ctx, nop
+	}
+	return context.WithDeadlineCause(ctx, at, cause)
+}
+
 func derive(ctx context.Context, d time.Duration, cause *Error) (context.Context, context.CancelFunc) {
 	if d <= 0 {
 		return ctx, nop
@@ -226,9 +265,30 @@ func Remaining(ctx context.Context) (time.Duration, bool) {
 // take about expected: true when ctx has no deadline, false when ctx is
 // already done or less than expected remains.
 func Enough(ctx context.Context, expected time.Duration) bool {
+	return EnoughUntil(ctx, time.Time{}, expected)
+}
+
+// RemainingUntil is Remaining for a call bounded both by ctx and by total,
+// a deadline held as a time (zero means none): the time left before the
+// earlier of the two.
+func RemainingUntil(ctx context.Context, total time.Time) (time.Duration, bool) {
+	left, ok := Remaining(ctx)
+	if total.IsZero() {
+		return left, ok
+	}
+	t := max(time.Until(total), 0)
+	if !ok || t < left {
+		return t, true
+	}
+	return left, true
+}
+
+// EnoughUntil is Enough for a call bounded both by ctx and by total (zero
+// means none).
+func EnoughUntil(ctx context.Context, total time.Time, expected time.Duration) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	left, ok := Remaining(ctx)
+	left, ok := RemainingUntil(ctx, total)
 	return !ok || left >= expected
 }
