@@ -94,6 +94,10 @@ type Config struct {
 	// guards, so that a retry passes the guards again (and may go to
 	// another endpoint). Nil means one attempt.
 	Retry Wrapper
+	// Picker chooses the endpoint of each attempt (a load balancer), inside
+	// the Wrapper and outside the Guards, which then keep their state per
+	// endpoint. Nil means the key is the endpoint.
+	Picker Picker
 	// Guards admit each attempt, outermost first: give the breaker before
 	// the bulkhead, so that an open breaker takes no bulkhead slot and a
 	// full bulkhead is never counted against the endpoint. Nil means none.
@@ -113,6 +117,7 @@ type Config struct {
 // response body is closed or a stream ends. A Stack is immutable and safe for
 // concurrent use. Build it with New.
 type Stack struct {
+	picker     Picker
 	timeout    *timeout.Timeout
 	retry      Wrapper
 	guards     []Guard
@@ -130,6 +135,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s := &Stack{
 		timeout:    cfg.Timeout,
+		picker:     cfg.Picker,
 		retry:      cfg.Retry,
 		guards:     append([]Guard(nil), cfg.Guards...),
 		classify:   cfg.Classify,
@@ -191,9 +197,14 @@ type Attempt struct {
 	cancel  context.CancelFunc
 	n       int
 	permits [inlinePermits]Permit
-	extra   []Permit
-	ended   atomic.Bool
+	extra    []Permit
+	endpoint string
+	ended    atomic.Bool
 }
+
+// Endpoint returns the address the Stack's Picker chose for the attempt;
+// "" without a Picker.
+func (a *Attempt) Endpoint() string { return a.endpoint }
 
 // A Starter is a Guard that wants to know when the attempt it admitted
 // really starts: after every guard inside it admitted it too (a bulkhead
@@ -217,17 +228,19 @@ var ErrAttemptInUse = errors.New("bulwark: Attempt entered again before Done")
 // refused with ctx.Err() before any guard is entered. An Attempt still in
 // use is refused with ErrAttemptInUse and left as it was.
 func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
-	return s.EnterBy(ctx, key, time.Time{}, a)
+	return s.EnterBy(ctx, key, time.Time{}, "", a)
 }
 
 // EnterBy is Enter for an attempt of a call whose total deadline is total
 // (from Deadline; zero means none): the attempt's context ends at the
-// attempt deadline or at total, whichever comes first.
-func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, a *Attempt) error {
+// attempt deadline or at total, whichever comes first. avoid is the
+// endpoint the call's previous attempt went to (Attempt.Endpoint; "" for
+// the first): with a Picker, the attempt goes elsewhere when it can.
+func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid string, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {
 		return ErrAttemptInUse
 	}
-	a.stack, a.caller, a.ctx, a.cancel, a.n, a.extra = s, ctx, ctx, nil, 0, a.extra[:0]
+	a.stack, a.caller, a.ctx, a.cancel, a.n, a.extra, a.endpoint = s, ctx, ctx, nil, 0, a.extra[:0], ""
 	a.ended.Store(true) // until every guard has admitted it
 	if err := ctx.Err(); err != nil {
 		return err
@@ -238,6 +251,14 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, a *Att
 			a.release(Ignored)
 		}
 	}()
+	if s.picker != nil {
+		addr, p, err := s.picker.Pick(ctx, key, avoid)
+		if err != nil {
+			return err
+		}
+		a.put(p)
+		a.endpoint, key = addr, addr // the guards inside keep their state per endpoint
+	}
 	for _, g := range s.guards {
 		p, err := g.Enter(ctx, key)
 		if err != nil {
@@ -385,7 +406,7 @@ func PushbackOf(err error) time.Duration {
 func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
 	total := s.Deadline(ctx)
 	if s.retry == nil {
-		v, _, err := once(ctx, s, key, total, call)
+		v, _, _, err := once(ctx, s, key, total, "", call)
 		return v, err
 	}
 	if s.Concurrent() {
@@ -409,14 +430,21 @@ type doCall[T any] struct {
 	call  func(context.Context) (T, error)
 
 	mu    sync.Mutex
-	first T   // attempt 0's result: most calls have no other
-	more  []T // attempt n's at more[n-1]
+	first T      // attempt 0's result: most calls have no other
+	more  []T    // attempt n's at more[n-1]
+	last  string // the endpoint of the latest attempt, for the next to avoid
 }
 
 // Attempt runs attempt n: a doCall is the Attempter of its call.
 func (d *doCall[T]) Attempt(ctx context.Context, n int) Result {
-	v, o, err := once(WithAttemptNumber(ctx, n), d.s, d.key, d.total, d.call)
 	d.mu.Lock()
+	avoid := d.last
+	d.mu.Unlock()
+	v, o, addr, err := once(WithAttemptNumber(ctx, n), d.s, d.key, d.total, avoid, d.call)
+	d.mu.Lock()
+	if addr != "" {
+		d.last = addr
+	}
 	if n == 0 {
 		d.first = v
 	} else {
@@ -444,10 +472,10 @@ func (d *doCall[T]) result(n int) T {
 }
 
 // once runs one attempt of call through the guards and the attempt deadline.
-func once[T any](ctx context.Context, s *Stack, key string, total time.Time, call func(context.Context) (T, error)) (v T, o Outcome, err error) {
+func once[T any](ctx context.Context, s *Stack, key string, total time.Time, avoid string, call func(context.Context) (T, error)) (v T, o Outcome, endpoint string, err error) {
 	var a Attempt
-	if err := s.EnterBy(ctx, key, total, &a); err != nil {
-		return v, Ignored, err
+	if err := s.EnterBy(ctx, key, total, avoid, &a); err != nil {
+		return v, Ignored, "", err
 	}
 	// Not recover(): it would miss runtime.Goexit and lose the panic's
 	// stack. A call that did not return normally is the endpoint's Failure.
@@ -457,8 +485,12 @@ func once[T any](ctx context.Context, s *Stack, key string, total time.Time, cal
 			a.Done(Failure)
 		}
 	}()
-	v, err = call(a.ctx)
+	cctx := a.ctx
+	if a.endpoint != "" {
+		cctx = context.WithValue(cctx, endpointKey{}, a.endpoint)
+	}
+	v, err = call(cctx)
 	returned = true
 	o, err = a.Finish(err)
-	return v, o, err
+	return v, o, a.endpoint, err
 }

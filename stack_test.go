@@ -510,3 +510,62 @@ func TestStartersAreToldAfterEveryGuardAdmitted(t *testing.T) {
 		t.Fatalf("journal:\n got %s\nwant %s", got, want)
 	}
 }
+
+// pickRR is a Picker double: round robin over addrs, skipping avoid.
+type pickRR struct {
+	addrs   []string
+	next    atomic.Int32
+	journal *journal
+}
+
+func (p *pickRR) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	_, pm, err := p.Pick(ctx, key, "")
+	return pm, err
+}
+
+func (p *pickRR) Pick(_ context.Context, key, avoid string) (string, bulwark.Permit, error) {
+	if len(p.addrs) == 0 {
+		return "", bulwark.Permit{}, bulwark.ErrNoEndpoint
+	}
+	for range len(p.addrs) {
+		a := p.addrs[int(p.next.Add(1)-1)%len(p.addrs)]
+		if a != avoid || len(p.addrs) == 1 {
+			p.journal.add("pick(" + key + ")=" + a)
+			return a, bulwark.NewPermit(p, nil, 0), nil
+		}
+	}
+	return "", bulwark.Permit{}, bulwark.ErrNoEndpoint
+}
+
+func (p *pickRR) Release(_ bulwark.Permit, o bulwark.Outcome) { p.journal.add("pick:" + o.String()) }
+
+func TestPickerChoosesTheEndpointAndRetriesGoElsewhere(t *testing.T) {
+	j := &journal{}
+	picker := &pickRR{addrs: []string{"10.0.0.1:80", "10.0.0.2:80"}, journal: j}
+	s := newStack(t, bulwark.Config{Picker: picker, Retry: retrier{max: 2}, Idempotent: true,
+		Guards: []bulwark.Guard{&recorder{name: "breaker", journal: j}}})
+	var called []string
+	_, err := bulwark.Do(context.Background(), s, "users", func(ctx context.Context) (int, error) {
+		called = append(called, bulwark.EndpointOf(ctx))
+		if len(called) == 1 {
+			return 0, errors.New("refused")
+		}
+		return 1, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(called) != 2 || called[0] == called[1] {
+		t.Fatalf("endpoints called %v, want the retry on the other one", called)
+	}
+	want := "pick(users)=10.0.0.1:80 breaker:enter(10.0.0.1:80) breaker:failure pick:failure " +
+		"pick(users)=10.0.0.2:80 breaker:enter(10.0.0.2:80) breaker:success pick:success"
+	if got := j.String(); got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
+	}
+
+	empty := newStack(t, bulwark.Config{Picker: &pickRR{journal: j}})
+	if _, err := bulwark.Do(context.Background(), empty, "users", func(context.Context) (int, error) { return 1, nil }); !errors.Is(err, bulwark.ErrNoEndpoint) || !errors.Is(err, bulwark.ErrRejected) {
+		t.Fatalf("no endpoint: got %v, want ErrNoEndpoint", err)
+	}
+}

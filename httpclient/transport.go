@@ -321,7 +321,7 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = t.startSpan(ctx, c.req, n)
 	}
-	if err := t.stack.EnterBy(ctx, c.key, c.total, &b.a); err != nil {
+	if err := t.stack.EnterBy(ctx, c.key, c.total, "", &b.a); err != nil {
 		endSpan(span, 0, bulwark.Ignored, err)
 		return bulwark.Result{Outcome: bulwark.Ignored, Err: err}
 	}
