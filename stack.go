@@ -191,12 +191,12 @@ const inlinePermits = 4
 // again only after Done. Done is safe to call from several goroutines (a
 // response body closed while it is being read to EOF): the first call wins.
 type Attempt struct {
-	stack   *Stack
-	caller  context.Context
-	ctx     context.Context
-	cancel  context.CancelFunc
-	n       int
-	permits [inlinePermits]Permit
+	stack    *Stack
+	caller   context.Context
+	ctx      context.Context
+	cancel   context.CancelFunc
+	n        int
+	permits  [inlinePermits]Permit
 	extra    []Permit
 	endpoint string
 	ended    atomic.Bool
