@@ -45,6 +45,14 @@ type Config struct {
 	// Bulkhead is the configuration of one concurrency limit per key. Nil
 	// means no bulkhead.
 	Bulkhead *bulkhead.Config
+	// Picker, when set, chooses the instance each attempt goes to (a
+	// discovery.Balancer): the request is sent to the picked address with
+	// its Host header kept, the breaker and bulkhead keep their state per
+	// instance, and a retry or hedge goes to another instance than the one
+	// that just failed. The service is named by Key (the request's host by
+	// default). The Picker is the caller's: Close does not close it. Nil
+	// means the request goes where its URL says.
+	Picker bulwark.Picker
 	// Key names the endpoint a request goes to, for the breaker and the
 	// bulkhead (a route template, a service name). It must be safe for
 	// concurrent use and return few distinct keys: the sets are bounded

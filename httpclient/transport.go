@@ -139,7 +139,7 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 		}
 		t.wrapper = h
 	}
-	if t.stack, err = bulwark.New(bulwark.Config{Timeout: to, Retry: t.wrapper, Guards: guards}); err != nil {
+	if t.stack, err = bulwark.New(bulwark.Config{Timeout: to, Retry: t.wrapper, Picker: cfg.Picker, Guards: guards}); err != nil {
 		return nil, fmt.Errorf("httpclient: %w", err)
 	}
 	if cfg.Fallback != nil {
@@ -305,6 +305,7 @@ type call struct {
 	mu      sync.Mutex
 	resps   []*http.Response // by attempt number; nil once discarded
 	decided bool
+	last    string // the endpoint of the latest attempt, for the next to avoid
 }
 
 // Attempt runs attempt n: a call is the bulwark.Attempter of its attempts.
@@ -321,11 +322,27 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = t.startSpan(ctx, c.req, n)
 	}
-	if err := t.stack.EnterBy(ctx, c.key, c.total, "", &b.a); err != nil {
+	c.mu.Lock()
+	avoid := c.last
+	c.mu.Unlock()
+	if err := t.stack.EnterBy(ctx, c.key, c.total, avoid, &b.a); err != nil {
 		endSpan(span, 0, bulwark.Ignored, err)
 		return bulwark.Result{Outcome: bulwark.Ignored, Err: err}
 	}
 	r := c.req.WithContext(b.a.Context())
+	if addr := b.a.Endpoint(); addr != "" {
+		// The picked instance: a copy of the URL (the caller's is never
+		// touched) with its address, and the Host header kept.
+		c.mu.Lock()
+		c.last = addr
+		c.mu.Unlock()
+		u := *r.URL
+		u.Host = addr
+		r.URL = &u
+		if r.Host == "" {
+			r.Host = c.req.URL.Host
+		}
+	}
 	if n > 0 && r.Body != nil && r.Body != http.NoBody {
 		rb, err := r.GetBody()
 		if err != nil {
