@@ -1,22 +1,12 @@
-// Package discovery finds the instances of a service and spreads attempts
-// over them: registries (static, DNS SRV, etcd in its own module), a
-// Resolver that lists and watches instances, a Registrar for
-// self-registration, and balancers — round robin, and power of two choices
-// on peak-EWMA latency — with outlier ejection and API-version filtering.
-//
-// A balancer is a bulwark.Picker: in the composition order it sits inside
-// the retry, so that a retry picks again (and avoids the instance that just
-// failed), and outside the per-endpoint breaker and bulkhead:
-//
-//	fallback → total deadline → retry/hedge → balancer pick → breaker → bulkhead → attempt deadline → transport
-//
-// The package knows no transport: the HTTP and gRPC adapters send to the
-// address it picks.
 package discovery
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/bulwarkrpc/bulwark"
 )
 
 // Instance is one instance of a service.
@@ -60,3 +50,95 @@ type Registrar interface {
 // ErrNoInstance reports that a service has no instance that may be picked:
 // none registered, none of a compatible version, or none resolvable.
 var ErrNoInstance = errors.New("discovery: no instance")
+
+// ErrInvalidInstance matches every error that reports an instance that
+// cannot be used: an empty or duplicate address, a negative weight, a
+// version that does not parse (see Validate).
+var ErrInvalidInstance = errors.New("discovery: invalid instance")
+
+// ErrIncompatible matches the error that reports an instance whose API
+// version does not meet a Balancer's BalancerConfig.RequireVersion.
+var ErrIncompatible = errors.New("discovery: incompatible API version")
+
+// Validate checks a set of instances: every Addr non-empty and unique,
+// every Weight >= 0, every non-empty Version parsable (ParseVersion). It
+// returns nil, or an error matching ErrInvalidInstance that names the first
+// bad instance by its index and address. Resolvers use it on sets they are
+// given; a Balancer applies the same rules to each set it receives and
+// leaves out (rather than refuses) the instances that break them.
+func Validate(instances []Instance) error {
+	seen := make(map[string]int, len(instances))
+	for i, inst := range instances {
+		if err := check(inst); err != nil {
+			return fmt.Errorf("%w: [%d] %w", ErrInvalidInstance, i, err)
+		}
+		if j, dup := seen[inst.Addr]; dup {
+			return fmt.Errorf("%w: [%d] %q: duplicate address (also [%d])", ErrInvalidInstance, i, inst.Addr, j)
+		}
+		seen[inst.Addr] = i
+	}
+	return nil
+}
+
+// check validates one instance on its own: everything but duplicates.
+func check(inst Instance) error {
+	switch {
+	case inst.Addr == "":
+		return errors.New("empty address")
+	case inst.Weight < 0:
+		return fmt.Errorf("%q: weight %d, want >= 0", inst.Addr, inst.Weight)
+	}
+	if inst.Version != "" {
+		if _, err := ParseVersion(inst.Version); err != nil {
+			return fmt.Errorf("%q: %w", inst.Addr, err)
+		}
+	}
+	return nil
+}
+
+// NoInstanceError is the refusal of a Balancer that has no instance to
+// offer. It matches ErrNoInstance, bulwark.ErrNoEndpoint and
+// bulwark.ErrRejected with errors.Is, so that the attempt it refuses
+// classifies as Ignored. A Balancer builds one per set of instances and
+// hands the same pointer to every refusal: do not modify it.
+type NoInstanceError struct {
+	// Service is the service the Balancer serves.
+	Service string
+	// Known is how many instances the last set held.
+	Known int
+	// Incompatible is how many of them have an API version that does not
+	// meet the requirement, or none at all while one is required.
+	Incompatible int
+	// Invalid is how many of them cannot be used (see Validate).
+	Invalid int
+	// Ejected is how many of them are ejected (only when
+	// Ejection.PanicThreshold is negative can every one be).
+	Ejected int
+}
+
+// Error returns, for example,
+// `discovery: no instance of "users" (3 known: 2 incompatible, 1 invalid)`.
+func (e *NoInstanceError) Error() string {
+	msg := "discovery: no instance of " + strconv.Quote(e.Service)
+	if e.Known == 0 {
+		return msg + " (none known)"
+	}
+	msg += " (" + strconv.Itoa(e.Known) + " known:"
+	sep := " "
+	for _, part := range [...]struct {
+		n    int
+		what string
+	}{{e.Incompatible, "incompatible"}, {e.Invalid, "invalid"}, {e.Ejected, "ejected"}} {
+		if part.n > 0 {
+			msg += sep + strconv.Itoa(part.n) + " " + part.what
+			sep = ", "
+		}
+	}
+	return msg + ")"
+}
+
+// Is reports whether target is ErrNoInstance, bulwark.ErrNoEndpoint or
+// bulwark.ErrRejected.
+func (e *NoInstanceError) Is(target error) bool {
+	return target == ErrNoInstance || target == bulwark.ErrNoEndpoint || target == bulwark.ErrRejected
+}
