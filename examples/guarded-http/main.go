@@ -1,11 +1,8 @@
 // Command guarded-http wraps an http.Client with bulwark's guards — a
-// breaker and a bulkhead per host, and an attempt deadline — and drives it
-// against a local server that fails on purpose, printing what each guard
-// did.
-//
-// The RoundTripper here is a minimal one, written out so that the two-step
-// shape shows: guards are entered before the request and released when the
-// response body is closed or read to the end, not when RoundTrip returns.
+// breaker and a bulkhead per host, and an attempt deadline, through
+// httpclient — and drives it against a local server that fails on purpose,
+// printing what each guard did. The guards are released when a response
+// body is closed or read to the end, not when the call returns.
 //
 //	go run ./examples/guarded-http
 package main
@@ -21,9 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/bulkhead"
+	"github.com/bulwarkrpc/bulwark/httpclient"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
@@ -83,34 +80,27 @@ func play(w io.Writer, openFor time.Duration) (Report, error) {
 	defer srv.Close()
 
 	var mu sync.Mutex
-	brk, err := breaker.NewSet(breaker.Config{
-		FailureRatio: 0.5,
-		MinimumCalls: 10,
-		Window:       10 * time.Second,
-		OpenDuration: openFor,
-		OnStateChange: func(e breaker.Event) {
-			mu.Lock()
-			rep.Events = append(rep.Events, e)
-			mu.Unlock()
-			fmt.Fprintf(w, "    breaker %s: %s -> %s\n", e.Key, e.From, e.To)
+	tr, err := httpclient.New(srv.Client().Transport, httpclient.Config{
+		AttemptTimeout: 100 * time.Millisecond,
+		Breaker: &breaker.Config{
+			FailureRatio: 0.5,
+			MinimumCalls: 10,
+			Window:       10 * time.Second,
+			OpenDuration: openFor,
+			OnStateChange: func(e breaker.Event) {
+				mu.Lock()
+				rep.Events = append(rep.Events, e)
+				mu.Unlock()
+				fmt.Fprintf(w, "    breaker %s: %s -> %s\n", e.Key, e.From, e.To)
+			},
 		},
+		Bulkhead: &bulkhead.Config{Limit: 4},
 	})
 	if err != nil {
 		return rep, err
 	}
-	blk, err := bulkhead.NewSet(bulkhead.Config{Limit: 4})
-	if err != nil {
-		return rep, err
-	}
-	to, err := timeout.New(timeout.Config{Attempt: 100 * time.Millisecond})
-	if err != nil {
-		return rep, err
-	}
-	stack, err := bulwark.New(bulwark.Config{Timeout: to, Guards: []bulwark.Guard{brk, blk}})
-	if err != nil {
-		return rep, err
-	}
-	client := &http.Client{Transport: &guarded{next: srv.Client().Transport, stack: stack}}
+	defer tr.Close()
+	client := &http.Client{Transport: tr}
 	defer client.CloseIdleConnections()
 
 	get := func(tally *Tally, tmu *sync.Mutex) {
@@ -173,51 +163,4 @@ func play(w io.Writer, openFor time.Duration) (Report, error) {
 	wg.Wait()
 	fmt.Fprintf(w, "%-34s %v\n", "4. server hangs, 8 calls at once:", rep.Slow)
 	return rep, nil
-}
-
-// guarded is a minimal two-step RoundTripper over a bulwark.Stack.
-type guarded struct {
-	next  http.RoundTripper
-	stack *bulwark.Stack
-}
-
-func (g *guarded) RoundTrip(req *http.Request) (*http.Response, error) {
-	a := new(bulwark.Attempt) // lives until the body is done with
-	if err := g.stack.Enter(req.Context(), req.URL.Host, a); err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, err
-	}
-	resp, err := g.next.RoundTrip(req.WithContext(a.Context()))
-	if err != nil {
-		_, err = a.Finish(err)
-		return nil, err
-	}
-	resp.Body = &releasingBody{ReadCloser: resp.Body, a: a, status: bulwark.ClassifyHTTPStatus(resp.StatusCode)}
-	return resp, nil
-}
-
-// releasingBody ends the attempt when the body hits EOF, fails, or is closed.
-type releasingBody struct {
-	io.ReadCloser
-	a      *bulwark.Attempt
-	status bulwark.Outcome
-}
-
-func (b *releasingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		b.a.Done(b.status)
-	case err != nil:
-		_, err = b.a.Finish(err)
-	}
-	return n, err
-}
-
-func (b *releasingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.a.Done(b.status) // a no-op when EOF already ended the attempt
-	return err
 }
