@@ -1,0 +1,132 @@
+package grpcclient
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/timeout"
+)
+
+// StreamClientInterceptor returns the interceptor of streams (server-,
+// client- and bidirectional streaming). A stream passes the breaker and the
+// bulkhead of its key when it is created, and holds them until it ends:
+// then it reports its outcome to the breaker and frees its bulkhead slot.
+// A stream ends when RecvMsg returns an error (io.EOF is a success), when
+// a client-streaming call's reply is received, when SendMsg or Header
+// returns an error other than io.EOF, when its context ends — the caller
+// cancelled it, or its deadline or StreamTimeout passed — or when the
+// ClientConn closes; grpc-go reports each of these once, through
+// grpc.OnFinish, on whichever goroutine ended the stream. A stream the
+// caller abandons is therefore released when its context ends, as grpc-go
+// itself requires: a stream whose context never ends, and which is never
+// read to its end, holds its slot (and grpc-go's goroutine) for ever.
+//
+// Errors are those of the unary interceptor, for the creation of the
+// stream and for its RecvMsg, SendMsg and Header: a stream that outlived
+// StreamTimeout fails with DeadlineExceeded matching timeout.ErrTimeout.
+// Streams are neither hedged nor given a fallback.
+func (ic *Interceptors) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return ic.streamCall
+}
+
+func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	s := &clientStream{}
+	if trace.SpanFromContext(ctx).IsRecording() {
+		ctx, s.span = ic.startSpan(ctx, method, 0)
+	}
+	if err := ic.streams.EnterBy(ctx, ic.keyOf(cc, method), time.Time{}, "", &s.a); err != nil {
+		err = ic.rej.refused(err)
+		endSpan(s.span, bulwark.Ignored, err)
+		return nil, err
+	}
+	// A copy of opts with room for one more: the caller's slice is never
+	// written to.
+	opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(s.finish))
+	returned := false
+	defer func() {
+		if !returned {
+			s.abort()
+		}
+	}()
+	cs, err := streamer(s.a.Context(), desc, cc, method, opts...)
+	returned = true
+	if err != nil {
+		// grpc-go has called OnFinish already, unless the stream failed
+		// before reaching it (in an interceptor further in): finish is
+		// idempotent.
+		s.finish(err)
+		return nil, s.conv(err)
+	}
+	s.ClientStream = cs
+	return s, nil
+}
+
+// clientStream is a stream admitted by the guards. It converts the errors
+// of a deadline of ours; grpc-go tells it when the stream ends.
+type clientStream struct {
+	grpc.ClientStream
+	a     bulwark.Attempt
+	span  trace.Span
+	ended atomic.Bool
+}
+
+// finish ends the stream's attempt with the stream's status, err (nil for
+// success), once. grpc-go calls it through grpc.OnFinish.
+func (s *clientStream) finish(err error) {
+	if !s.ended.CompareAndSwap(false, true) {
+		return
+	}
+	settle(s.a.Context(), err)
+	o, err := s.a.Finish(err)
+	endSpan(s.span, o, ours(err))
+}
+
+// abort ends the attempt of a streamer that did not return.
+func (s *clientStream) abort() {
+	if !s.ended.CompareAndSwap(false, true) {
+		return
+	}
+	s.a.Done(bulwark.Failure)
+	endSpan(s.span, bulwark.Failure, errNotReturned)
+}
+
+// conv converts an error of the stream: a deadline of ours becomes a
+// DeadlineExceeded error matching timeout.ErrTimeout.
+func (s *clientStream) conv(err error) error {
+	settle(s.a.Context(), err)
+	return ours(timeout.Wrap(s.a.Context(), err))
+}
+
+// RecvMsg receives a message; see grpc.ClientStream.
+func (s *clientStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil && err != io.EOF {
+		return s.conv(err)
+	}
+	return err
+}
+
+// SendMsg sends a message; see grpc.ClientStream.
+func (s *clientStream) SendMsg(m any) error {
+	err := s.ClientStream.SendMsg(m)
+	if err != nil && err != io.EOF {
+		return s.conv(err)
+	}
+	return err
+}
+
+// Header returns the header metadata; see grpc.ClientStream.
+func (s *clientStream) Header() (metadata.MD, error) {
+	md, err := s.ClientStream.Header()
+	if err != nil {
+		return md, s.conv(err)
+	}
+	return md, nil
+}

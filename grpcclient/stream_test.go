@@ -1,0 +1,250 @@
+package grpcclient_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/bulwarkrpc/bulwark/breaker"
+	"github.com/bulwarkrpc/bulwark/bulkhead"
+	"github.com/bulwarkrpc/bulwark/grpcclient"
+	"github.com/bulwarkrpc/bulwark/timeout"
+)
+
+func guarded() grpcclient.Config {
+	return grpcclient.Config{Breaker: &breaker.Config{MinimumCalls: 1000}, Bulkhead: &bulkhead.Config{Limit: 4}}
+}
+
+// held fails the test unless key holds n bulkhead slots.
+func held(t *testing.T, ic *grpcclient.Interceptors, key string, n int) {
+	t.Helper()
+	if got := ic.Bulkheads().InFlight(key); got != n {
+		t.Fatalf("%s holds %d slots, want %d", key, got, n)
+	}
+}
+
+// counts fails the test unless key's breaker judged these outcomes.
+func counts(t *testing.T, ic *grpcclient.Interceptors, key string, successes, failures, ignored uint32) {
+	t.Helper()
+	c := ic.Breakers().Counts(key)
+	if c.Successes != successes || c.Failures != failures || c.Ignored != ignored {
+		t.Fatalf("breaker of %s counts %+v, want %d successes, %d failures, %d ignored", key, c, successes, failures, ignored)
+	}
+}
+
+func TestServerStreaming(t *testing.T) {
+	srv := newServer(t, nil)
+	client, ic := dial(t, srv.addr, guarded())
+	stream, err := client.StreamingOutputCall(wait(t), &testpb.StreamingOutputCallRequest{
+		ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 2}, {Size: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held(t, ic, outMethod, 1)
+	var sizes []int
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(resp.GetPayload().GetBody()))
+		held(t, ic, outMethod, 1) // the stream is not over before io.EOF
+	}
+	if len(sizes) != 3 || sizes[0] != 1 || sizes[2] != 3 {
+		t.Fatalf("got sizes %v, want [1 2 3]", sizes)
+	}
+	held(t, ic, outMethod, 0)
+	counts(t, ic, outMethod, 1, 0, 0)
+}
+
+func TestClientStreaming(t *testing.T) {
+	srv := newServer(t, nil)
+	client, ic := dial(t, srv.addr, guarded())
+	stream, err := client.StreamingInputCall(wait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{10, 20, 30} {
+		if err := stream.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: make([]byte, n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held(t, ic, inMethod, 1)
+	resp, err := stream.CloseAndRecv()
+	if err != nil || resp.GetAggregatedPayloadSize() != 60 {
+		t.Fatalf("got %v, %v; want 60", resp, err)
+	}
+	// The reply of a client-streaming call ends it: no io.EOF to wait for.
+	held(t, ic, inMethod, 0)
+	counts(t, ic, inMethod, 1, 0, 0)
+}
+
+func TestBidiStreaming(t *testing.T) {
+	srv := newServer(t, nil)
+	client, ic := dial(t, srv.addr, guarded())
+	stream, err := client.FullDuplexCall(wait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"a", "bb", "ccc"} {
+		if err := stream.Send(&testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte(body)}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil || string(resp.GetPayload().GetBody()) != body {
+			t.Fatalf("got %v, %v; want %q echoed", resp, err, body)
+		}
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	held(t, ic, duplexMethod, 1) // closing the sending side does not end the stream
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+	held(t, ic, duplexMethod, 0)
+	counts(t, ic, duplexMethod, 1, 0, 0)
+}
+
+// A stream that ends with an error status releases its slot and reports
+// its outcome by the status code.
+func TestStreamErrorStatus(t *testing.T) {
+	tests := []struct {
+		code              codes.Code
+		failures, ignored uint32
+	}{
+		{codes.Unavailable, 1, 0},
+		{codes.Internal, 1, 0},
+		{codes.InvalidArgument, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			srv := newServer(t, nil)
+			client, ic := dial(t, srv.addr, guarded())
+			stream, err := client.FullDuplexCall(wait(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := stream.Send(&testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(tt.code)}}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = stream.Recv()
+			mustCode(t, err, tt.code)
+			held(t, ic, duplexMethod, 0)
+			counts(t, ic, duplexMethod, 0, tt.failures, tt.ignored)
+		})
+	}
+}
+
+// A stream the caller abandons — never read to its end — holds its slot
+// until its context ends, and then gives it back; its end is the caller's
+// doing, Ignored.
+func TestAbandonedStreamIsReleasedWhenItsContextEnds(t *testing.T) {
+	srv := newServer(t, nil)
+	cfg := guarded()
+	cfg.Bulkhead = &bulkhead.Config{Limit: 1, MaxQueue: 1}
+	client, ic := dial(t, srv.addr, cfg)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	abandoned, err := client.FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = abandoned // never read, never closed
+	held(t, ic, duplexMethod, 1)
+
+	// The next stream needs the only slot: it waits in the bulkhead's
+	// queue until the first gives it back, or fails when its own context
+	// ends.
+	next := make(chan error, 1)
+	go func() {
+		s, err := client.FullDuplexCall(wait(t))
+		if err == nil {
+			_ = s.CloseSend()
+			_, err = s.Recv()
+		}
+		next <- err
+	}()
+	cancel() // the caller gives up on the first stream: grpc-go ends it, and the slot is free
+	if err := <-next; err != io.EOF {
+		t.Fatalf("second stream: got %v, want io.EOF", err)
+	}
+	counts(t, ic, duplexMethod, 1, 0, 1)
+	held(t, ic, duplexMethod, 0)
+}
+
+// A stream outliving StreamTimeout fails with DeadlineExceeded, matching
+// timeout.ErrTimeout, and counts as a Failure.
+func TestStreamTimeout(t *testing.T) {
+	srv := newServer(t, &service{block: true})
+	cfg := guarded()
+	cfg.StreamTimeout = 50 * time.Millisecond
+	client, ic := dial(t, srv.addr, cfg)
+	stream, err := client.StreamingOutputCall(wait(t), &testpb.StreamingOutputCallRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	mustCode(t, err, codes.DeadlineExceeded)
+	if !errors.Is(err, timeout.ErrTimeout) {
+		t.Fatalf("got %v, want it to match timeout.ErrTimeout", err)
+	}
+	held(t, ic, outMethod, 0)
+	counts(t, ic, outMethod, 0, 1, 0)
+}
+
+func TestStreamRefused(t *testing.T) {
+	srv := newServer(t, nil)
+	cfg := guarded()
+	cfg.Bulkhead = &bulkhead.Config{Limit: 1}
+	client, ic := dial(t, srv.addr, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := client.FullDuplexCall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := client.FullDuplexCall(ctx)
+	mustCode(t, err, codes.ResourceExhausted)
+	if !errors.Is(err, bulkhead.ErrFull) {
+		t.Fatalf("got %v, want it to match bulkhead.ErrFull", err)
+	}
+	counts(t, ic, duplexMethod, 0, 0, 1) // the breaker admitted it, the bulkhead did not: Ignored
+}
+
+// Closing the ClientConn ends its streams, and their slots are freed: a
+// stream on another connection through the same Interceptors gets the one
+// slot.
+func TestClosingTheConnReleasesItsStreams(t *testing.T) {
+	srv := newServer(t, nil)
+	ic, err := grpcclient.New(grpcclient.Config{Bulkhead: &bulkhead.Config{Limit: 1, MaxQueue: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := dialWith(t, srv.addr, ic)
+	second := testpb.NewTestServiceClient(dialWith(t, srv.addr, ic))
+	if _, err := testpb.NewTestServiceClient(first).FullDuplexCall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	next := make(chan error, 1)
+	go func() {
+		s, err := second.FullDuplexCall(wait(t))
+		if err == nil {
+			_ = s.CloseSend()
+			_, err = s.Recv()
+		}
+		next <- err
+	}()
+	_ = first.Close()
+	if err := <-next; err != io.EOF {
+		t.Fatalf("got %v, want io.EOF", err)
+	}
+}
