@@ -1,0 +1,75 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/bulwarkrpc/bulwark/fallback"
+	"github.com/bulwarkrpc/bulwark/grpcclient"
+
+	"github.com/bulwarkrpc/bulwark/bench/load"
+)
+
+func bulwarkGRPCSpec() Spec {
+	return Spec{
+		Name:      "bulwark-grpc",
+		Transport: GRPC,
+		Bulwark:   true,
+		Balances:  true,
+		Config: "grpcclient.Standard() — attempt timeout 10s (sent to the server), total 30s, a breaker per method (>= 50 % failures of >= 20 calls in 30s, open 5s, 3 trials), " +
+			"a bulkhead of 256 per method, grpc-go's retry throttling (10 tokens, 0.1 per success) — plus what Standard says to add for a method safe to repeat: " +
+			"grpc-go's retry policy with grpcclient's defaults (3 attempts on UNAVAILABLE, backoff from 100ms), and a cached fallback of the last good reply. " +
+			"round_robin (grpc-go's) balances until bulwark's own balancer lands.",
+		New: newBulwarkGRPC,
+	}
+}
+
+type bulwarkGRPC struct {
+	*grpcClient
+	ic *grpcclient.Interceptors
+	br breakerStates
+}
+
+func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
+	b := &bulwarkGRPC{}
+	cfg := grpcclient.Standard()
+	cfg.Breaker.OnStateChange = b.br.observe
+	cfg.ServiceConfig.LoadBalancingPolicy = "round_robin"
+	cfg.ServiceConfig.MethodConfig = []grpcclient.MethodConfig{{
+		Name:        []grpcclient.Name{{Service: "grpc.testing.TestService"}},
+		RetryPolicy: &grpcclient.RetryPolicy{},
+	}}
+	cfg.Methods = map[string]grpcclient.Method{
+		testgrpc.TestService_UnaryCall_FullMethodName: {Fallback: &grpcclient.FallbackConfig{Cache: &grpcclient.CacheConfig{}}},
+	}
+	ic, err := grpcclient.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGRPCConn(e.GRPC, attempts, "", ic.DialOptions()...)
+	if err != nil {
+		return nil, errors.Join(err, ic.Close())
+	}
+	b.grpcClient, b.ic = g, ic
+	return b, nil
+}
+
+func (b *bulwarkGRPC) Call(ctx context.Context, _ int, _ string) load.Outcome {
+	var note fallback.Note
+	if _, err := b.c.UnaryCall(fallback.WithNote(ctx, &note), &testgrpc.SimpleRequest{ResponseSize: 256}); err != nil {
+		return load.Failure
+	}
+	if note.Source.Fallback() {
+		return load.Fallback
+	}
+	return load.Success
+}
+
+func (b *bulwarkGRPC) Breakers() (open, halfOpen int) { return b.br.counts() }
+
+func (b *bulwarkGRPC) Close() error {
+	return errors.Join(b.conn.Close(), b.ic.Close())
+}
