@@ -5,8 +5,11 @@ import (
 	"errors"
 	"sync/atomic"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/bulwarkrpc/bulwark/discovery"
 	"github.com/bulwarkrpc/bulwark/fallback"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
 
@@ -22,7 +25,7 @@ func bulwarkGRPCSpec() Spec {
 		Config: "grpcclient.Standard() — attempt timeout 10s (sent to the server), total 30s, a breaker per method (>= 50 % failures of >= 20 calls in 30s, open 5s, 3 trials), " +
 			"a bulkhead of 256 per method, grpc-go's retry throttling (10 tokens, 0.1 per success) — plus what Standard says to add for a method safe to repeat: " +
 			"grpc-go's retry policy with grpcclient's defaults (3 attempts on UNAVAILABLE, backoff from 100ms), and a cached fallback of the last good reply. " +
-			"round_robin (grpc-go's) balances until bulwark's own balancer lands.",
+			"Balanced by grpcclient.DiscoveryDialOptions over a discovery.Static list of the endpoints: peak-EWMA power of two choices with outlier ejection (discovery's defaults), fed by each attempt's outcome.",
 		New: newBulwarkGRPC,
 	}
 }
@@ -30,6 +33,7 @@ func bulwarkGRPCSpec() Spec {
 type bulwarkGRPC struct {
 	*grpcClient
 	ic *grpcclient.Interceptors
+	db *discovery.Balancer
 	br breakerStates
 }
 
@@ -37,7 +41,6 @@ func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
 	b := &bulwarkGRPC{}
 	cfg := grpcclient.Standard()
 	cfg.Breaker.OnStateChange = b.br.observe
-	cfg.ServiceConfig.LoadBalancingPolicy = "round_robin"
 	cfg.ServiceConfig.MethodConfig = []grpcclient.MethodConfig{{
 		Name:        []grpcclient.Name{{Service: "grpc.testing.TestService"}},
 		RetryPolicy: &grpcclient.RetryPolicy{},
@@ -49,12 +52,40 @@ func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGRPCConn(e.GRPC, attempts, "", ic.DialOptions()...)
+	g, db, err := newDiscoveryConn(e.GRPC, attempts, ic)
 	if err != nil {
 		return nil, errors.Join(err, ic.Close())
 	}
-	b.grpcClient, b.ic = g, ic
+	b.grpcClient, b.ic, b.db = g, ic, db
 	return b, nil
+}
+
+// newDiscoveryConn connects to addrs, listed by a discovery.Static under
+// one service, through ic and the discovery balancer.
+func newDiscoveryConn(addrs []string, attempts *atomic.Int64, ic *grpcclient.Interceptors) (*grpcClient, *discovery.Balancer, error) {
+	const service = "fleet"
+	insts := make([]discovery.Instance, len(addrs))
+	for i, a := range addrs {
+		insts[i] = discovery.Instance{Addr: a}
+	}
+	st, err := discovery.NewStatic(map[string][]discovery.Instance{service: insts})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, db, err := grpcclient.DiscoveryDialOptions(context.Background(), st, service,
+		grpcclient.DiscoveryConfig{ServiceConfig: ic.ServiceConfig()})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, ic.DialOptions()...)
+	opts = append(opts,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(attemptCounter{attempts}))
+	conn, err := grpc.NewClient(grpcclient.DiscoveryTarget(service), opts...)
+	if err != nil {
+		return nil, nil, errors.Join(err, db.Close())
+	}
+	return &grpcClient{conn: conn, c: testgrpc.NewTestServiceClient(conn)}, db, nil
 }
 
 func (b *bulwarkGRPC) Call(ctx context.Context, _ int, _ string) load.Outcome {
@@ -71,5 +102,5 @@ func (b *bulwarkGRPC) Call(ctx context.Context, _ int, _ string) load.Outcome {
 func (b *bulwarkGRPC) Breakers() (open, halfOpen int) { return b.br.counts() }
 
 func (b *bulwarkGRPC) Close() error {
-	return errors.Join(b.conn.Close(), b.ic.Close())
+	return errors.Join(b.conn.Close(), b.db.Close(), b.ic.Close())
 }

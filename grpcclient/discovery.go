@@ -1,0 +1,435 @@
+package grpcclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+
+	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/discovery"
+)
+
+// DiscoveryScheme is the URI scheme of the resolver Resolver builds: a
+// ClientConn's target is "bulwark:///<service>" (see DiscoveryTarget).
+const DiscoveryScheme = "bulwark"
+
+// BalancerName is the name under which the gRPC balancer of
+// DiscoveryDialOptions is known to grpc-go, in a service config's
+// loadBalancingConfig.
+//
+// grpc-go finds a balancer only by name, in its process-wide registry
+// (balancer.Register); there is no per-ClientConn way to hand it one. So
+// the first call of DiscoveryDialOptions registers, once, a balancer that
+// holds no state of its own: everything it needs (the *discovery.Balancer
+// of one client) travels in the resolver's state, from the resolver that
+// the client was given with grpc.WithResolvers. A ClientConn whose service
+// config names this balancer without that resolver fails its calls with
+// Unavailable, saying so.
+const BalancerName = "bulwark_discovery"
+
+// DiscoveryTarget returns the target to give grpc.NewClient with the
+// options of DiscoveryDialOptions or Resolver: "bulwark:///" + service.
+func DiscoveryTarget(service string) string { return DiscoveryScheme + ":///" + service }
+
+// DiscoveryConfig configures DiscoveryDialOptions. The zero DiscoveryConfig
+// is valid.
+type DiscoveryConfig struct {
+	// Balancer configures the *discovery.Balancer that picks the instance
+	// of every attempt. Zero means its defaults: peak-EWMA power of two
+	// choices with outlier ejection.
+	Balancer discovery.BalancerConfig
+	// ServiceConfig is the JSON service config the ClientConn should use
+	// (Interceptors.ServiceConfig, say): its methodConfig and
+	// retryThrottling are kept, its loadBalancingConfig and
+	// loadBalancingPolicy replaced by the discovery balancer. The resolver
+	// serves the result, which takes precedence over any
+	// grpc.WithDefaultServiceConfig: pass Interceptors.ServiceConfig here,
+	// or its retry policy is lost. Empty means none but the balancer's.
+	ServiceConfig string
+}
+
+// registerOnce registers the discovery balancer with grpc-go (see
+// BalancerName).
+var registerOnce sync.Once
+
+// DiscoveryDialOptions returns the options that make a ClientConn find the
+// instances of service through r and balance its attempts over them with
+// a *discovery.Balancer, which it also returns: dial DiscoveryTarget(service)
+// with them (and the Interceptors' own options, in any order), and Close
+// the Balancer after the ClientConn. ctx bounds the Balancer's first
+// resolution only (see discovery.NewBalancer).
+//
+// Each attempt, grpc-go's own retries included, asks the Balancer for an
+// instance and runs on that instance's connection; its outcome, the
+// attempt's error classified by Classify, is reported to the Balancer, so
+// that slow instances draw less traffic and failing ones are ejected. An
+// instance picked while its connection is not ready is passed over for
+// another (a connection that failed counts as a Failure of the instance);
+// with no instance to pick, a call that does not wait for ready fails at
+// once with Unavailable. A bad field of cfg is an error naming it.
+func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service string, cfg DiscoveryConfig) ([]grpc.DialOption, *discovery.Balancer, error) {
+	sc, err := discoveryServiceConfig(cfg.ServiceConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := discovery.NewBalancer(ctx, r, service, cfg.Balancer)
+	if err != nil {
+		return nil, nil, err
+	}
+	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
+	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc}
+	return []grpc.DialOption{grpc.WithResolvers(b)}, db, nil
+}
+
+// discoveryServiceConfig returns base with the discovery balancer as its
+// load-balancing policy.
+func discoveryServiceConfig(base string) (string, error) {
+	doc := map[string]any{}
+	if base != "" {
+		if err := json.Unmarshal([]byte(base), &doc); err != nil {
+			return "", fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
+		}
+	}
+	delete(doc, "loadBalancingPolicy")
+	doc["loadBalancingConfig"] = []any{map[string]any{BalancerName: map[string]any{}}}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
+	}
+	return string(out), nil
+}
+
+// Resolver returns a resolver builder, to give grpc.NewClient with
+// grpc.WithResolvers (never to register globally), that resolves
+// DiscoveryTarget(service) to the instances r lists, following r's Watch:
+// one address per instance, the Instance itself in the address's
+// Attributes (see InstanceOf). It serves no service config: the
+// ClientConn's own balancer (round_robin, say) balances. An empty set is
+// reported as such, and the ClientConn's balancer fails calls at once.
+// DiscoveryDialOptions uses it with a balancer of its own.
+func Resolver(r discovery.Resolver, service string) resolver.Builder {
+	return &resolverBuilder{r: r, service: service}
+}
+
+// InstanceOf returns the instance that the resolver of Resolver or
+// DiscoveryDialOptions put in addr.
+func InstanceOf(addr resolver.Address) (discovery.Instance, bool) {
+	a, ok := addr.Attributes.Value(instanceKey{}).(instanceAttr)
+	return a.inst, ok
+}
+
+type (
+	instanceKey struct{}
+	balancerKey struct{}
+)
+
+// instanceAttr is an Instance as an attribute value: grpc-go compares
+// attribute values, and an Instance, holding a map, does not compare
+// with ==.
+type instanceAttr struct{ inst discovery.Instance }
+
+func (a instanceAttr) Equal(o any) bool {
+	b, ok := o.(instanceAttr)
+	return ok && a.inst.Addr == b.inst.Addr && a.inst.Version == b.inst.Version &&
+		a.inst.Weight == b.inst.Weight && maps.Equal(a.inst.Meta, b.inst.Meta)
+}
+
+// resolverBuilder builds the resolvers of one service: with db set, for
+// the discovery balancer.
+type resolverBuilder struct {
+	r             discovery.Resolver
+	service       string
+	db            *discovery.Balancer
+	serviceConfig string
+}
+
+func (b *resolverBuilder) Scheme() string { return DiscoveryScheme }
+
+func (b *resolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	if ep := target.Endpoint(); ep != b.service {
+		return nil, fmt.Errorf("grpcclient: target %q names service %q, want %q (the resolver's)", target.String(), ep, b.service)
+	}
+	if b.r == nil {
+		return nil, errors.New("grpcclient: Resolver: nil discovery.Resolver")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	res := &discoveryResolver{cancel: cancel}
+	var sc *resolver.State
+	if b.db != nil {
+		sc = &resolver.State{
+			ServiceConfig: cc.ParseServiceConfig(b.serviceConfig),
+			Attributes:    attributes.New(balancerKey{}, b.db),
+		}
+		if err := sc.ServiceConfig.Err; err != nil {
+			cancel()
+			return nil, fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
+		}
+	}
+	res.wg.Add(1)
+	go func() {
+		defer res.wg.Done()
+		err := b.r.Watch(ctx, b.service, func(insts []discovery.Instance) {
+			st := resolver.State{Addresses: make([]resolver.Address, 0, len(insts))}
+			if sc != nil {
+				st.ServiceConfig, st.Attributes = sc.ServiceConfig, sc.Attributes
+			}
+			for _, inst := range insts {
+				st.Addresses = append(st.Addresses, resolver.Address{
+					Addr:       inst.Addr,
+					Attributes: attributes.New(instanceKey{}, instanceAttr{inst}),
+				})
+			}
+			// A watch learns of every change: re-resolving would tell
+			// nothing new, and the error UpdateState may return is moot.
+			_ = cc.UpdateState(st)
+		})
+		if err != nil {
+			cc.ReportError(fmt.Errorf("grpcclient: watching %q: %w", b.service, err))
+		}
+	}()
+	return res, nil
+}
+
+// discoveryResolver is the resolver of one ClientConn: a Watch running
+// until Close.
+type discoveryResolver struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ResolveNow does nothing: the watch reports every change as it happens.
+func (*discoveryResolver) ResolveNow(resolver.ResolveNowOptions) {}
+
+func (r *discoveryResolver) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// balancerBuilder builds the discovery balancer of each ClientConn.
+type balancerBuilder struct{}
+
+func (balancerBuilder) Name() string { return BalancerName }
+
+func (balancerBuilder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) balancer.Balancer {
+	return &discoveryBalancer{cc: cc, conns: map[string]*subConn{}}
+}
+
+// discoveryBalancer keeps one SubConn per address the resolver lists and
+// hands grpc-go pickers that ask a *discovery.Balancer which to use.
+// grpc-go calls its methods, and the SubConns' state listeners, from one
+// goroutine at a time: it needs no lock.
+type discoveryBalancer struct {
+	cc       balancer.ClientConn
+	db       *discovery.Balancer
+	service  string
+	conns    map[string]*subConn
+	lastErr  error // the last connection or resolver error
+	shutdown bool
+}
+
+// subConn is one address's connection and its last known state.
+type subConn struct {
+	sc    balancer.SubConn
+	state connectivity.State
+}
+
+var errNoResolver = status.Error(codes.Unavailable,
+	"grpcclient: the "+BalancerName+" balancer needs the resolver of grpcclient.DiscoveryDialOptions")
+
+func (b *discoveryBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
+	db, _ := s.ResolverState.Attributes.Value(balancerKey{}).(*discovery.Balancer)
+	if db == nil {
+		b.cc.UpdateState(balancer.State{ConnectivityState: connectivity.TransientFailure, Picker: errPicker{errNoResolver}})
+		return balancer.ErrBadResolverState
+	}
+	b.db, b.service = db, db.Service()
+	seen := make(map[string]bool, len(s.ResolverState.Endpoints))
+	for _, ep := range s.ResolverState.Endpoints {
+		for _, a := range ep.Addresses {
+			seen[a.Addr] = true
+			if b.conns[a.Addr] != nil {
+				continue
+			}
+			c := &subConn{state: connectivity.Idle}
+			sc, err := b.cc.NewSubConn([]resolver.Address{a}, balancer.NewSubConnOptions{
+				StateListener: func(st balancer.SubConnState) { b.changed(c, st) },
+			})
+			if err != nil {
+				b.lastErr = err
+				continue
+			}
+			c.sc = sc
+			b.conns[a.Addr] = c
+			sc.Connect()
+		}
+	}
+	for addr, c := range b.conns {
+		if !seen[addr] {
+			c.sc.Shutdown()
+			delete(b.conns, addr)
+		}
+	}
+	b.publish()
+	return nil
+}
+
+func (b *discoveryBalancer) ResolverError(err error) {
+	b.lastErr = err
+	if len(b.conns) == 0 {
+		b.publish()
+	}
+}
+
+// changed records a SubConn's new state.
+func (b *discoveryBalancer) changed(c *subConn, st balancer.SubConnState) {
+	if b.shutdown || st.ConnectivityState == connectivity.Shutdown {
+		return
+	}
+	if st.ConnectivityState == connectivity.TransientFailure {
+		b.lastErr = st.ConnectionError
+	}
+	old := c.state
+	c.state = st.ConnectivityState
+	if c.state == connectivity.Idle {
+		// A SubConn that lost its connection, or whose backoff ended,
+		// waits in Idle until told to connect.
+		c.sc.Connect()
+	}
+	if old != c.state {
+		b.publish()
+	}
+}
+
+// UpdateSubConnState is not called: every SubConn has a StateListener.
+func (*discoveryBalancer) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
+
+func (b *discoveryBalancer) ExitIdle() {
+	for _, c := range b.conns {
+		if c.state == connectivity.Idle {
+			c.sc.Connect()
+		}
+	}
+}
+
+func (b *discoveryBalancer) Close() {
+	b.shutdown = true
+	for addr, c := range b.conns {
+		c.sc.Shutdown()
+		delete(b.conns, addr)
+	}
+}
+
+// publish gives grpc-go a picker for the current states: one that asks
+// the discovery Balancer when a connection is ready; one that makes calls
+// wait while connections are being made; one that fails them at once
+// otherwise.
+func (b *discoveryBalancer) publish() {
+	p := &picker{db: b.db, conns: make(map[string]*subConn, len(b.conns))}
+	ready, connecting := 0, 0
+	for addr, c := range b.conns {
+		p.conns[addr] = &subConn{sc: c.sc, state: c.state} // a copy: the picker's snapshot
+		switch c.state {
+		case connectivity.Ready:
+			ready++
+		case connectivity.Idle, connectivity.Connecting:
+			connecting++
+		}
+	}
+	var st balancer.State
+	switch {
+	case ready > 0:
+		st.ConnectivityState = connectivity.Ready
+		if connecting > 0 {
+			p.passed = balancer.ErrNoSubConnAvailable
+		} else {
+			p.passed = status.Error(codes.Unavailable, "grpcclient: no instance picked of "+
+				fmt.Sprintf("%q", b.service)+" has a ready connection")
+		}
+		st.Picker = p
+	case connecting > 0:
+		st = balancer.State{ConnectivityState: connectivity.Connecting, Picker: errPicker{balancer.ErrNoSubConnAvailable}}
+	case len(b.conns) == 0:
+		var err error = &discovery.NoInstanceError{Service: b.service}
+		if b.lastErr != nil && b.db == nil {
+			err = b.lastErr
+		}
+		st = balancer.State{ConnectivityState: connectivity.TransientFailure,
+			Picker: errPicker{status.Error(codes.Unavailable, err.Error())}}
+	default:
+		msg := "grpcclient: no connection to any instance of " + fmt.Sprintf("%q", b.service)
+		if b.lastErr != nil {
+			msg += ": " + b.lastErr.Error()
+		}
+		st = balancer.State{ConnectivityState: connectivity.TransientFailure,
+			Picker: errPicker{status.Error(codes.Unavailable, msg)}}
+	}
+	b.cc.UpdateState(st)
+}
+
+// errPicker fails or queues every pick with err.
+type errPicker struct{ err error }
+
+func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{}, p.err
+}
+
+// picker is an immutable snapshot of the SubConns, at least one of them
+// ready, over the discovery Balancer.
+type picker struct {
+	db     *discovery.Balancer
+	conns  map[string]*subConn
+	passed error // when every pick lands on a connection that is not ready
+}
+
+// Pick asks the discovery Balancer for an instance until it names one whose
+// connection is ready, avoiding each time the one it named last, a few
+// times at most. A pick that cannot be used ends at once: a Failure of the
+// instance if its connection failed, Ignored if it is still being made or
+// the resolver has not told this ClientConn of the instance yet.
+func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	avoid := ""
+	for range min(2*len(p.conns)+1, 16) {
+		addr, permit, err := p.db.Pick(info.Ctx, "", avoid)
+		if err != nil {
+			if ctxErr := info.Ctx.Err(); ctxErr != nil {
+				return balancer.PickResult{}, status.FromContextError(ctxErr).Err()
+			}
+			return balancer.PickResult{}, status.Error(codes.Unavailable, err.Error())
+		}
+		c := p.conns[addr]
+		if c != nil && c.state == connectivity.Ready {
+			ctx := info.Ctx
+			return balancer.PickResult{SubConn: c.sc, Done: func(d balancer.DoneInfo) {
+				permit.Done(outcomeOf(ctx, d))
+			}}, nil
+		}
+		if c != nil && c.state == connectivity.TransientFailure {
+			permit.Done(bulwark.Failure)
+		} else {
+			permit.Done(bulwark.Ignored)
+		}
+		avoid = addr
+	}
+	return balancer.PickResult{}, p.passed
+}
+
+// outcomeOf classifies the end of an attempt. grpc-go reports an attempt
+// whose connection closed before it could start as done with no error and
+// nothing received: no fact about the instance.
+func outcomeOf(ctx context.Context, d balancer.DoneInfo) bulwark.Outcome {
+	if d.Err == nil && !d.BytesReceived {
+		return bulwark.Ignored
+	}
+	return Classify(ctx, d.Err)
+}
