@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -89,7 +91,19 @@ func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service str
 	}
 	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
 	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc}
-	return []grpc.DialOption{grpc.WithResolvers(b)}, db, nil
+	return []grpc.DialOption{grpc.WithResolvers(b), grpc.WithConnectParams(reconnect())}, db, nil
+}
+
+// reconnect caps grpc-go's reconnect backoff (1s doubling to 120s by
+// default) at one second: the discovery balancer's ejection, not a long
+// reconnect wait, keeps traffic off a dead instance, and an instance that
+// comes back must have a connection by the time a breaker's half-open trial
+// looks for one. One dial a second to a dead instance costs next to nothing.
+func reconnect() grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+		MinConnectTimeout: 20 * time.Second,
+	}
 }
 
 // discoveryServiceConfig returns base with the discovery balancer as its
