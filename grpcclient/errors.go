@@ -12,6 +12,7 @@ import (
 	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/bulkhead"
+	"github.com/bulwarkrpc/bulwark/internal/guards"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
@@ -193,15 +194,11 @@ func classifyBy(caller context.Context, err error, code func(uint32) bulwark.Out
 // errorType names an error's kind for the error.type span attribute,
 // without its text.
 func errorType(err error) string {
-	switch {
-	case errors.Is(err, breaker.ErrOpen):
-		return "breaker_open"
-	case errors.Is(err, bulkhead.ErrFull):
-		return "bulkhead_full"
-	case errors.Is(err, bulwark.ErrNoEndpoint):
-		return "no_endpoint"
-	case errors.Is(err, timeout.ErrTimeout):
-		return "timeout"
+	if c, ok := codeOf(err); ok && !errors.Is(err, bulwark.ErrRejected) && !errors.Is(err, timeout.ErrTimeout) {
+		return c.String() // a status from the server or grpc-go
+	}
+	if t := guards.ErrorType(err); t != "" {
+		return t
 	}
 	if c, ok := codeOf(err); ok {
 		return c.String()

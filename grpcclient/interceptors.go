@@ -21,6 +21,7 @@ import (
 	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/fallback"
 	"github.com/bulwarkrpc/bulwark/hedge"
+	"github.com/bulwarkrpc/bulwark/internal/guards"
 	"github.com/bulwarkrpc/bulwark/retry"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
@@ -90,34 +91,12 @@ func New(cfg Config) (*Interceptors, error) {
 			_ = ic.Close()
 		}
 	}()
-	var guards []bulwark.Guard
-	if cfg.Breaker != nil {
-		bc := *cfg.Breaker
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = mp
-		}
-		b, err := breaker.NewSet(bc)
-		if err != nil {
-			return nil, fmt.Errorf("grpcclient: Config.Breaker: %w", err)
-		}
-		guards = append(guards, b)
-		ic.closers = append(ic.closers, b)
-		ic.breakers = b
+	gs, err := guards.Build("grpcclient", cfg.Breaker, cfg.Bulkhead, mp)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Bulkhead != nil {
-		bc := *cfg.Bulkhead
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = mp
-		}
-		b, err := bulkhead.NewSet(bc)
-		if err != nil {
-			return nil, fmt.Errorf("grpcclient: Config.Bulkhead: %w", err)
-		}
-		guards = append(guards, b)
-		ic.closers = append(ic.closers, b)
-		ic.bulkheads = b
-	}
-	var err error
+	ic.closers = append(ic.closers, gs.Closers...)
+	ic.breakers, ic.bulkheads = gs.Breakers, gs.Bulkheads
 	var unaryTimeout, streamTimeout *timeout.Timeout
 	if cfg.TotalTimeout > 0 || cfg.AttemptTimeout > 0 {
 		if unaryTimeout, err = timeout.New(timeout.Config{Total: cfg.TotalTimeout, Attempt: cfg.AttemptTimeout, MeterProvider: mp}); err != nil {
@@ -129,10 +108,10 @@ func New(cfg Config) (*Interceptors, error) {
 			return nil, fmt.Errorf("grpcclient: %w", err)
 		}
 	}
-	if ic.unary, err = bulwark.New(bulwark.Config{Timeout: unaryTimeout, Guards: guards, Classify: ic.classify}); err != nil {
+	if ic.unary, err = bulwark.New(bulwark.Config{Timeout: unaryTimeout, Guards: gs.Guards, Classify: ic.classify}); err != nil {
 		return nil, fmt.Errorf("grpcclient: %w", err)
 	}
-	if ic.streams, err = bulwark.New(bulwark.Config{Timeout: streamTimeout, Guards: guards, Classify: ic.classify}); err != nil {
+	if ic.streams, err = bulwark.New(bulwark.Config{Timeout: streamTimeout, Guards: gs.Guards, Classify: ic.classify}); err != nil {
 		return nil, fmt.Errorf("grpcclient: %w", err)
 	}
 	if len(cfg.Methods) > 0 {

@@ -17,9 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulwarkrpc/bulwark"
-	"github.com/bulwarkrpc/bulwark/breaker"
-	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/hedge"
+	"github.com/bulwarkrpc/bulwark/internal/guards"
 	"github.com/bulwarkrpc/bulwark/retry"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
@@ -80,31 +79,17 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpclient: %w", err)
 	}
-	var guards []bulwark.Guard
-	if cfg.Breaker != nil {
-		bc := *cfg.Breaker
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = mp
-		}
-		b, err := breaker.NewSet(bc)
-		if err != nil {
-			return nil, fmt.Errorf("httpclient: Config.Breaker: %w", err)
-		}
-		guards = append(guards, b)
-		t.closers = append(t.closers, b)
+	gs, err := guards.Build("httpclient", cfg.Breaker, cfg.Bulkhead, mp)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Bulkhead != nil {
-		bc := *cfg.Bulkhead
-		if bc.MeterProvider == nil {
-			bc.MeterProvider = mp
+	t.closers = append(t.closers, gs.Closers...)
+	built := false
+	defer func() {
+		if !built { // a later section was refused: unregister what was made
+			_ = t.Close()
 		}
-		b, err := bulkhead.NewSet(bc)
-		if err != nil {
-			return nil, fmt.Errorf("httpclient: Config.Bulkhead: %w", err)
-		}
-		guards = append(guards, b)
-		t.closers = append(t.closers, b)
-	}
+	}()
 	budget := cfg.Budget
 	if budget == nil && (cfg.Retry != nil && cfg.Retry.Budget == nil || cfg.Hedge != nil && cfg.Hedge.Budget == nil) {
 		if budget, err = retry.NewBudget(retry.BudgetConfig{MeterProvider: mp}); err != nil {
@@ -139,7 +124,7 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 		}
 		t.wrapper = h
 	}
-	if t.stack, err = bulwark.New(bulwark.Config{Timeout: to, Retry: t.wrapper, Picker: cfg.Picker, Guards: guards}); err != nil {
+	if t.stack, err = bulwark.New(bulwark.Config{Timeout: to, Retry: t.wrapper, Picker: cfg.Picker, Guards: gs.Guards}); err != nil {
 		return nil, fmt.Errorf("httpclient: %w", err)
 	}
 	if cfg.Fallback != nil {
@@ -148,6 +133,7 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 		}
 		t.closers = append(t.closers, t.cache.c)
 	}
+	built = true
 	return t, nil
 }
 
@@ -515,17 +501,8 @@ func endSpan(span trace.Span, status int, o bulwark.Outcome, err error) {
 
 // errorType names an error's kind without its text, which may hold a URL.
 func errorType(err error) string {
-	switch {
-	case errors.Is(err, breaker.ErrOpen):
-		return "breaker_open"
-	case errors.Is(err, bulkhead.ErrFull):
-		return "bulkhead_full"
-	case errors.Is(err, timeout.ErrTimeout):
-		return "timeout"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "deadline_exceeded"
+	if t := guards.ErrorType(err); t != "" {
+		return t
 	}
 	return fmt.Sprintf("%T", err)
 }
