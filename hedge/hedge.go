@@ -2,6 +2,7 @@ package hedge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -44,8 +45,8 @@ type Config struct {
 }
 
 // Hedge runs a call's attempts concurrently: the first at once, the next
-// each time the delay passes with no answer, or at once when an attempt
-// fails. It implements bulwark.Wrapper and is safe for concurrent use. Build
+// each time the delay passes with no answer, or at once when the only
+// attempt running fails. It implements bulwark.Wrapper and is safe for concurrent use. Build
 // it with New.
 type Hedge struct {
 	delay, minDelay time.Duration
@@ -144,10 +145,12 @@ func (h *Hedge) Delay() time.Duration {
 
 // Run runs c: the first attempt on the calling goroutine, each hedged
 // attempt on a goroutine of its own, started when the delay passes with no
-// answer, or at once when an attempt fails, while MaxHedges, the budget and
-// the deadline allow. A call that is not idempotent runs once. The first
-// attempt to answer with anything but a Failure wins: Run cancels the
-// others' contexts and returns its number and error. When every attempt
+// answer, or at once when the only attempt running fails (or was refused),
+// while MaxHedges, the budget and the deadline allow. A call that is not
+// idempotent runs once. The first attempt to answer with anything but a
+// Failure wins: Run cancels the others' contexts and returns its number and
+// error. An attempt refused by a guard before it was sent (errors.Is
+// bulwark.ErrRejected) wins nothing while another runs. When every attempt
 // fails, the last failure is returned.
 //
 // The winner's context is left alive (its result may still be in use, such
@@ -166,7 +169,7 @@ func (h *Hedge) Run(ctx context.Context, c bulwark.Call) (int, error) {
 	r := h.get()
 	ctx0, cancel0 := context.WithCancel(ctx)
 	r.mu.Lock() // the timer may fire before this goroutine goes on
-	r.c, r.ctx, r.winner, r.pending, r.n = c, ctx, -1, 1, 1
+	r.c, r.ctx, r.winner, r.pending, r.n, r.last = c, ctx, -1, 1, 1, -1
 	r.cancels[0] = cancel0
 	r.timer.Reset(h.Delay())
 	r.mu.Unlock()
@@ -313,13 +316,28 @@ func (r *run) finish(n int, res bulwark.Result) {
 	if r.winner >= 0 {
 		return // a loser: its context is cancelled already
 	}
+	if errors.Is(res.Err, bulwark.ErrRejected) {
+		// Refused before it was sent (an open breaker, a full bulkhead on
+		// the instance it would have gone to): it says nothing about the
+		// call, so it decides nothing while another attempt runs.
+		if r.pending > 0 {
+			return
+		}
+		if r.last < 0 {
+			r.last, r.lastRes = n, res
+		}
+		if !r.launch() {
+			r.decide(r.last, r.lastRes)
+		}
+		return
+	}
 	r.last, r.lastRes = n, res
 	if res.Outcome != bulwark.Failure || res.Final {
 		r.decide(n, res)
 		return
 	}
-	// A failure: hedge again at once rather than wait out the delay, and
-	// give up only when nothing is left running.
+	// A failure while nothing else runs: hedge again at once rather than
+	// wait out the delay; give up only when no hedge may start.
 	if r.pending == 0 && !r.launch() {
 		r.decide(n, res)
 	}

@@ -363,3 +363,25 @@ func (n notify) Enter(context.Context, string) (bulwark.Permit, error) {
 	return bulwark.NewPermit(n, nil, 0), nil
 }
 func (n notify) Release(_ bulwark.Permit, o bulwark.Outcome) { n <- o }
+
+// A hedge refused by a guard before it was sent (its instance's breaker is
+// open) must not win over the primary still running.
+func TestRefusedHedgeDoesNotWin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, hedge.Config{Delay: 10 * time.Millisecond})
+		var a attempts
+		n, err := h.Run(context.Background(), a.call(true, func(ctx context.Context, n int) bulwark.Result {
+			if n == 1 {
+				return bulwark.Result{Outcome: bulwark.Ignored, Err: bulwark.RejectionError("breaker: open")}
+			}
+			time.Sleep(50 * time.Millisecond) // the primary answers, late
+			return ok
+		}))
+		if n != 0 || err != nil {
+			t.Fatalf("Run = %d, %v; want the primary's success", n, err)
+		}
+		if a.ctxErr[0] != nil {
+			t.Fatalf("the primary was cancelled (%v) by a hedge that was never sent", a.ctxErr[0])
+		}
+	})
+}
