@@ -20,6 +20,7 @@ import (
 
 	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/discovery"
+	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
 // DiscoveryScheme is the URI scheme of the resolver Resolver builds: a
@@ -444,6 +445,11 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 func outcomeOf(ctx context.Context, d balancer.DoneInfo) bulwark.Outcome {
 	if d.Err == nil && !d.BytesReceived {
 		return bulwark.Ignored
+	}
+	if timeout.Fired(ctx) != nil {
+		// ctx is the attempt's, ended by our own deadline: the instance
+		// kept us waiting, a Failure, not the caller's doing.
+		ctx = context.WithoutCancel(ctx)
 	}
 	return Classify(ctx, d.Err)
 }

@@ -3,6 +3,7 @@ package httpclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -481,5 +482,43 @@ func TestRetryablehttpPolicyAndBackoffPlugIn(t *testing.T) {
 	c2, _ := srv2.client(t, httpclient.Config{Retry: fastRetry(3), CheckRetry: retryablehttp.DefaultRetryPolicy})
 	if code, _, _ := get(t, c2, srv2.URL); code != http.StatusNotImplemented || srv2.requests.Load() != 1 {
 		t.Fatalf("got %d after %d requests, want one 501", code, srv2.requests.Load())
+	}
+}
+
+// A failed attempt that a retry follows releases its guards and its
+// connection before the backoff: with a bulkhead of one, another call is
+// admitted while the first waits to retry.
+func TestRetryReleasesGuardsDuringBackoff(t *testing.T) {
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/a" && n.Add(1) == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	waiting, resume := make(chan struct{}), make(chan struct{})
+	backoff := retry.BackoffFunc(func(int, time.Duration) time.Duration {
+		close(waiting) // the first attempt is over: the retry's backoff begins
+		<-resume
+		return time.Millisecond
+	})
+	c, _ := srv.client(t, httpclient.Config{Retry: &retry.Config{Backoff: backoff}, Bulkhead: &bulkhead.Config{Limit: 1}})
+	first := make(chan error, 1)
+	go func() {
+		code, _, err := get(t, c, srv.URL+"/a")
+		if err == nil && code != 200 {
+			err = fmt.Errorf("status %d", code)
+		}
+		first <- err
+	}()
+	<-waiting
+	code, _, err := get(t, c, srv.URL+"/b")
+	close(resume)
+	if err != nil || code != 200 {
+		t.Fatalf("a call during the other's backoff: %d, %v; want it admitted (the failed attempt holds no slot)", code, err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the retried call: %v", err)
 	}
 }

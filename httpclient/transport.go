@@ -1,6 +1,7 @@
 package httpclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -260,7 +261,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil { // the chosen attempt's response was already discarded: only when the caller left
 		err = caller.Err()
 		if err == nil {
-			err = errors.New("httpclient: no response") // cannot happen: every Wrapper returns a result it was given
+			err = errors.New("httpclient: no response") // not expected: the chosen attempt's answer was discarded
 		}
 	}
 	c.end()
@@ -297,8 +298,10 @@ type call struct {
 // Attempt runs attempt n: a call is the bulwark.Attempter of its attempts.
 func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	t := c.t
-	if n > 0 {
-		c.discardBefore(n) // failed answers that will never be chosen: free their connections now
+	if n > 0 && !t.stack.Concurrent() {
+		// One attempt after another: every earlier answer failed and will
+		// never be chosen. (A hedge's earlier attempts may still win.)
+		c.discardBefore(n)
 	}
 	b := &c.first
 	if n > 0 {
@@ -362,6 +365,9 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 		b.finish(o) // nothing to read: the attempt is over
 	} else {
 		resp.Body = b
+		if o == bulwark.Failure && t.wrapper != nil {
+			c.settle(resp, b)
+		}
 	}
 	c.mu.Lock()
 	late := c.decided
@@ -397,6 +403,31 @@ func (t *Transport) checked(ctx context.Context, resp *http.Response, res bulwar
 	}
 	return res
 }
+
+// settle ends a failed attempt that a retry or a hedge may follow, so that
+// it holds no guard (bulkhead slot, breaker trial, balancer load) and no
+// connection through the backoff or the next attempt: a body of at most MaxDrain bytes is read into
+// memory, the connection released and the attempt ended; the response
+// keeps the bytes, in case it is the answer after all. A longer body stays
+// as it was, held until the next attempt starts or the caller reads it.
+func (c *call) settle(resp *http.Response, b *body) {
+	data, err := io.ReadAll(io.LimitReader(b.rc, c.t.maxDrain+1))
+	if err == nil && int64(len(data)) <= c.t.maxDrain {
+		_ = b.rc.Close()
+		b.finish(b.o)
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		return
+	}
+	resp.Body = &prefixed{Reader: io.MultiReader(bytes.NewReader(data), b), body: b}
+}
+
+// prefixed is a body whose first bytes were read ahead.
+type prefixed struct {
+	io.Reader
+	body *body
+}
+
+func (p *prefixed) Close() error { return p.body.Close() }
 
 // discardBefore drains and closes the responses of attempts before n.
 func (c *call) discardBefore(n int) {
@@ -530,6 +561,7 @@ func (b *body) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		if b.capture != nil {
 			b.capture.done()
+			b.capture = nil // a Read after EOF stores nothing twice
 		}
 		b.finish(b.o)
 	case err != nil:
