@@ -145,19 +145,26 @@ func (b *Budget) Withdraw() bool {
 	}
 	seq := b.seqAt(b.elapsed())
 	i := int(seq % budgetBuckets)
-	var requests, others uint64
-	for j := range budgetBuckets {
-		requests += count(b.requests[j].Load(), seq)
-		if j != i {
-			others += count(b.withdrawals[j].Load(), seq)
-		}
-	}
-	// The tolerance absorbs rounding in the product (0.2·15 is not 3 in
-	// binary), never a whole attempt.
-	allowed := b.floor + b.ratio*float64(requests) + 1e-9
 	w := &b.withdrawals[i]
 	for {
+		// The withdrawals first, then the requests: every call counts its
+		// request before its withdrawal, so requests read after cover the
+		// withdrawals read before. (A snapshot of requests taken before a
+		// wait would fall behind withdrawals that other calls made in it,
+		// and refuse what the budget allows.)
 		old := w.Load()
+		var requests, others uint64
+		for j := range budgetBuckets {
+			if j != i {
+				others += count(b.withdrawals[j].Load(), seq)
+			}
+		}
+		for j := range budgetBuckets {
+			requests += count(b.requests[j].Load(), seq)
+		}
+		// The tolerance absorbs rounding in the product (0.2·15 is not 3
+		// in binary), never a whole attempt.
+		allowed := b.floor + b.ratio*float64(requests) + 1e-9
 		next, ok := bump(old, seq)
 		if !ok || float64(others+uint64(uint32(next))) > allowed {
 			b.exhausted.Add(context.Background(), 1, b.opts...)

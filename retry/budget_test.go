@@ -218,3 +218,29 @@ func TestBudgetAllocs(t *testing.T) {
 		t.Errorf("refused Withdraw: got %v allocations, want 0", got)
 	}
 }
+
+// Calls that each record their request and then withdraw, from many
+// goroutines, are never refused by a budget of one retry per request: a
+// Withdraw must not judge fresh withdrawals against requests it read
+// before them.
+func TestBudgetNeverRefusesWhatItEarned(t *testing.T) {
+	for range 20 {
+		b := mustBudget(t, retry.BudgetConfig{Ratio: 1})
+		var refused atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 500 {
+					b.Request()
+					if !b.Withdraw() {
+						refused.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n := refused.Load(); n != 0 {
+			t.Fatalf("refused %d withdrawals, each earned by its own request", n)
+		}
+	}
+}
