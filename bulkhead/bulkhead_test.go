@@ -431,9 +431,6 @@ func TestStack(t *testing.T) {
 }
 
 func TestAllocs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("AllocsPerRun is slow under -short")
-	}
 	providers := map[string]func() bulkhead.Config{
 		"global": func() bulkhead.Config { return bulkhead.Config{} },
 		"sdk": func() bulkhead.Config {

@@ -24,9 +24,6 @@ func okInvoker(context.Context, string, any, any, *grpc.ClientConn, ...grpc.Call
 // directly, and with an attempt deadline, nothing beyond the bare
 // context.WithTimeout it replaces.
 func TestUnaryAllocations(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocation counts are measured in full runs")
-	}
 	ctx := context.Background()
 	req, reply := &testpb.SimpleRequest{}, &testpb.SimpleResponse{}
 	withTimeout := testing.AllocsPerRun(1000, func() {
