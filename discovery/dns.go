@@ -72,6 +72,14 @@ type DNS struct {
 	mu    sync.Mutex
 	names map[string]*dnsName
 
+	// base bounds every lookup; Close cancels it and waits for the
+	// lookups in flight, so that no goroutine outlives the DNS.
+	base     context.Context
+	stop     context.CancelFunc
+	lifeMu   sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup
+
 	meter        metric.Meter
 	staleness    metric.Float64ObservableGauge
 	errCount     metric.Int64ObservableCounter
@@ -112,6 +120,7 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 		keepTargets: cfg.KeepTargets,
 		names:       map[string]*dnsName{},
 	}
+	d.base, d.stop = context.WithCancel(context.Background())
 	if d.refresh == 0 {
 		d.refresh = defaultRefresh
 	}
@@ -147,14 +156,27 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	}
 	d.registration, err = d.meter.RegisterCallback(d.observe, d.staleness, d.errCount)
 	if err != nil {
+		d.stop()
 		return nil, fmt.Errorf("discovery: registering the DNS callback: %w", err)
 	}
 	return d, nil
 }
 
-// Close unregisters the resolver's metrics. Resolve and Watch keep
-// working.
-func (d *DNS) Close() error { return d.registration.Unregister() }
+// errClosed is the error of a lookup asked for after Close.
+var errClosed = errors.New("discovery: DNS resolver closed")
+
+// Close ends the lookups in flight and waits for them, and unregisters the
+// resolver's metrics. Afterwards no lookup starts: Resolve serves the sets
+// already known (an error for a name never resolved) and Watch keeps them
+// until its context ends.
+func (d *DNS) Close() error {
+	d.lifeMu.Lock()
+	d.closed = true
+	d.lifeMu.Unlock()
+	d.stop()
+	d.inflight.Wait()
+	return d.registration.Unregister()
+}
 
 func (d *DNS) observe(_ context.Context, o metric.Observer) error {
 	d.mu.Lock()
@@ -251,10 +273,20 @@ func (d *DNS) get(ctx context.Context, n *dnsName, service string, maxAge time.D
 	if fresh {
 		return set, true, nil
 	}
-	// The lookup runs on for whoever waits on it, bounded by Timeout,
-	// whatever happens to the context of the caller that started it.
+	// The lookup runs on for whoever waits on it, bounded by Timeout and
+	// by Close, whatever happens to the context of the caller that started
+	// it.
 	ch := d.flight.DoChan(service, func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
+		d.lifeMu.Lock()
+		if d.closed {
+			d.lifeMu.Unlock()
+			n.record(nil, errClosed)
+			return nil, nil
+		}
+		d.inflight.Add(1)
+		d.lifeMu.Unlock()
+		defer d.inflight.Done()
+		lctx, cancel := context.WithTimeout(d.base, d.timeout)
 		defer cancel()
 		set, err := d.lookup(lctx, service)
 		n.record(set, err)
