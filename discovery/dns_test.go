@@ -133,6 +133,12 @@ const users = "_http._tcp.users.test."
 
 func mustDNS(t testing.TB, cfg discovery.DNSConfig) *discovery.DNS {
 	t.Helper()
+	if cfg.Timeout == 0 {
+		// Close cancels a lookup, but the standard resolver's own
+		// goroutines wait out their read deadline, which is the lookup's
+		// Timeout: keep it short, so that they end while goleak looks.
+		cfg.Timeout = time.Second
+	}
 	d, err := discovery.NewDNS(cfg)
 	if err != nil {
 		t.Fatalf("NewDNS: %v", err)
