@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/internal/clock"
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -217,7 +218,7 @@ func (b *Breaker) enter() (bulwark.Permit, error) {
 		// While the open period lasts the answer is known: refuse without
 		// gobreaker's lock, which every refused attempt of an outage would
 		// otherwise contend for. record stores openErr before the state.
-		if e := b.openErr.Load(); time.Now().Before(e.RetryAt) {
+		if e := b.openErr.Load(); clock.Now().Before(e.RetryAt) {
 			b.rejectedOpen.Add(1)
 			return bulwark.Permit{}, e
 		}

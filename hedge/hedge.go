@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/internal/clock"
 	"github.com/bulwarkrpc/bulwark/retry"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
@@ -227,7 +228,7 @@ func (h *Hedge) timed(ctx context.Context, c bulwark.Call, n int) bulwark.Result
 	if h.latency == nil {
 		return c.Attempt(ctx, n)
 	}
-	start := time.Now()
+	start := clock.Now()
 	res := c.Attempt(ctx, n)
 	if res.Outcome != bulwark.Ignored {
 		h.latency.Observe(time.Since(start))

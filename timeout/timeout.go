@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/bulwarkrpc/bulwark/internal/clock"
 )
 
 // ErrTimeout matches (with errors.Is) every error produced when one of our
@@ -149,7 +151,7 @@ func (t *Timeout) Deadline(ctx context.Context) time.Time {
 	if t.total <= 0 {
 		return time.Time{}
 	}
-	at := time.Now().Add(t.total)
+	at := clock.Now().Add(t.total)
 	if dl, ok := ctx.Deadline(); ok && !dl.After(at) {
 		return time.Time{}
 	}
@@ -167,7 +169,7 @@ func (t *Timeout) WithAttemptUntil(ctx context.Context, total time.Time) (contex
 	}
 	at, cause := total, t.totalErr
 	if t.attempt > 0 {
-		if a := time.Now().Add(t.attempt); a.Before(total) {
+		if a := clock.Now().Add(t.attempt); a.Before(total) {
 			at, cause = a, t.attemptErr
 		}
 	}
@@ -181,7 +183,7 @@ func derive(ctx context.Context, d time.Duration, cause *Error) (context.Context
 	if d <= 0 {
 		return ctx, nop
 	}
-	at := time.Now().Add(d)
+	at := clock.Now().Add(d)
 	if dl, ok := ctx.Deadline(); ok && !dl.After(at) {
 		return ctx, nop
 	}
