@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/breaker"
@@ -69,6 +70,28 @@ func BenchmarkCompose(b *testing.B) {
 		both(b, func(next func() bool) {
 			for next() {
 				_, _ = cb.Execute(func() (int, error) { return 1, nil })
+			}
+		})
+	})
+	b.Run("floor-WithTimeout+gobreaker.TwoStep+semaphore", func(b *testing.B) {
+		// The least any composition of the three mandated parts can cost:
+		// one breaker and one semaphore (no key lookup), written by hand.
+		cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{})
+		sem := semaphore.NewWeighted(1 << 20)
+		both(b, func(next func() bool) {
+			for next() {
+				done, err := cb.Allow()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if !sem.TryAcquire(1) {
+					b.Fatal("semaphore full")
+				}
+				c, cancel := context.WithTimeout(ctx, time.Second)
+				_ = c
+				cancel()
+				sem.Release(1)
+				done(nil)
 			}
 		})
 	})

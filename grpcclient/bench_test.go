@@ -2,11 +2,14 @@ package grpcclient_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -17,9 +20,10 @@ import (
 	"github.com/bulwarkrpc/bulwark/hedge"
 )
 
-// bareClient connects to addr with no interceptor.
-func bareClient(b *testing.B, addr string) testpb.TestServiceClient {
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// bareClient connects to addr with no interceptor, or with opts.
+func bareClient(b *testing.B, addr string, opts ...grpc.DialOption) testpb.TestServiceClient {
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,6 +75,31 @@ func paired(b *testing.B, call func(ctx context.Context, c testpb.TestServiceCli
 		meds[j] = median(times[j])
 	}
 	return meds
+}
+
+// floorInterceptor is the least a client interceptor built on the parts
+// the stack must use can cost: one gobreaker TwoStep breaker and one
+// x/sync semaphore (no key lookup, no metrics, no classification beyond
+// nil error) around a context.WithTimeout, written by hand.
+func floorInterceptor() grpc.UnaryClientInterceptor {
+	cb := gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{})
+	sem := semaphore.NewWeighted(256)
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		done, err := cb.Allow()
+		if err != nil {
+			return err
+		}
+		if !sem.TryAcquire(1) {
+			done(nil)
+			return errors.New("full")
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		cancel()
+		sem.Release(1)
+		done(err)
+		return err
+	}
 }
 
 // report reports the medians of paired's three standard variants (bare,
@@ -129,6 +158,7 @@ func BenchmarkPairedBreakdown(b *testing.B) {
 		client, _ := dial(b, srv.addr, c.cfg)
 		vs = append(vs, variant{c.name, client, false})
 	}
+	vs = append(vs, variant{"floor-by-hand", bareClient(b, srv.addr, grpc.WithUnaryInterceptor(floorInterceptor())), false})
 	meds := paired(b, unaryCall(request("ok", 0)), vs)
 	b.ReportMetric(meds[0], "bare-ns")
 	for j := 1; j < len(vs); j++ {

@@ -2,17 +2,23 @@ package httpclient_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/bulwarkrpc/bulwark/httpclient"
 )
 
 // BenchmarkPaired makes, in every iteration, one bare call, one call under
-// a bare context.WithTimeout and one call through the Standard stack,
+// a bare context.WithTimeout, one call through the Standard stack and one
+// through the floor (the mandated parts composed by hand, see floor),
 // against the same loopback server, timing each; the order rotates so that
 // none always goes first. It reports the medians and what each adds to the
 // bare call: a ratio from one run, so the machine's noise hits all three
@@ -21,6 +27,7 @@ func BenchmarkPaired(b *testing.B) {
 	srv := newServer(b, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
 	base := srv.Client()
 	wrapped, _ := srv.client(b, httpclient.Standard())
+	floor := &http.Client{Transport: newFloor(base.Transport)}
 	ctx := context.Background()
 	call := func(c *http.Client, timeout bool) time.Duration {
 		start := time.Now()
@@ -38,17 +45,19 @@ func BenchmarkPaired(b *testing.B) {
 		cancel()
 		return time.Since(start)
 	}
-	var bare, withTimeout, standard []time.Duration
+	var bare, withTimeout, standard, byHand []time.Duration
 	i := 0
 	for b.Loop() {
-		for k := range 3 {
-			switch (i + k) % 3 {
+		for k := range 4 {
+			switch (i + k) % 4 {
 			case 0:
 				bare = append(bare, call(base, false))
 			case 1:
 				withTimeout = append(withTimeout, call(base, true))
 			case 2:
 				standard = append(standard, call(wrapped, false))
+			case 3:
+				byHand = append(byHand, call(floor, false))
 			}
 		}
 		i++
@@ -57,14 +66,65 @@ func BenchmarkPaired(b *testing.B) {
 		slices.Sort(d)
 		return float64(d[len(d)/2].Nanoseconds())
 	}
-	mb, mt, ms := med(bare), med(withTimeout), med(standard)
+	mb, mt, ms, mf := med(bare), med(withTimeout), med(standard), med(byHand)
 	b.ReportMetric(mb, "bare-ns")
+	b.ReportMetric(mf-mb, "floor-added-ns")
+	if mt > mb {
+		b.ReportMetric((mf-mb)/(mt-mb), "floor/timeout")
+	}
 	b.ReportMetric(mt-mb, "timeout-added-ns")
 	b.ReportMetric(ms-mb, "standard-added-ns")
 	if mt > mb {
 		b.ReportMetric((ms-mb)/(mt-mb), "standard/timeout")
 	}
 	b.ReportMetric(0, "ns/op") // the three medians above are the result
+}
+
+// floor is the least a RoundTripper built on the parts the stack must use
+// can cost: one gobreaker TwoStep breaker and one x/sync semaphore (no key
+// lookup, no metrics, released when RoundTrip returns rather than when the
+// body is done) around a context.WithTimeout, written by hand.
+type floor struct {
+	next http.RoundTripper
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	sem  *semaphore.Weighted
+}
+
+func newFloor(next http.RoundTripper) *floor {
+	return &floor{next: next, cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{}), sem: semaphore.NewWeighted(256)}
+}
+
+func (f *floor) RoundTrip(req *http.Request) (*http.Response, error) {
+	done, err := f.cb.Allow()
+	if err != nil {
+		return nil, err
+	}
+	if !f.sem.TryAcquire(1) {
+		done(nil)
+		return nil, errors.New("full")
+	}
+	ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+	resp, err := f.next.RoundTrip(req.WithContext(ctx))
+	f.sem.Release(1)
+	done(err)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelBody ends the attempt's context when the body is closed.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // BenchmarkAllocs measures what one call costs in allocations, bare and
@@ -102,6 +162,69 @@ func BenchmarkAllocs(b *testing.B) {
 			}
 		})
 		b.Run(cl.name+"/par", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					do()
+				}
+			})
+		})
+	}
+}
+
+// roundTripFunc is a RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// BenchmarkMiddleware measures the middleware alone, over a RoundTripper
+// that answers at once (it watches the request's context as a transport
+// does): the floor (see floor), the Standard stack, and a bare
+// context.WithTimeout, sequentially and in parallel.
+func BenchmarkMiddleware(b *testing.B) {
+	next := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		select { // a transport watches the request's context
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		default:
+		}
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader("ok")), Request: req}, nil
+	})
+	std, err := httpclient.New(next, httpclient.Standard())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = std.Close() })
+	withTimeout := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
+		defer cancel()
+		return next.RoundTrip(req.WithContext(ctx))
+	})
+	for _, v := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"bare", next},
+		{"bare-context.WithTimeout", withTimeout},
+		{"floor-by-hand", newFloor(next)},
+		{"standard", std},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://api.example/x", nil)
+		do := func() {
+			resp, err := v.rt.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		b.Run(v.name+"/seq", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				do()
+			}
+		})
+		b.Run(v.name+"/par", func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
