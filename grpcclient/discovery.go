@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -81,6 +82,16 @@ var registerOnce sync.Once
 // another (a connection that failed counts as a Failure of the instance);
 // with no instance to pick, a call that does not wait for ready fails at
 // once with Unavailable. A bad field of cfg is an error naming it.
+//
+// Every attempt of a call but the first avoids the instance that the
+// call's previous attempt was sent to: a retry goes elsewhere than the
+// instance that just failed, a hedge elsewhere than the one still keeping
+// the first attempt waiting. With no other instance to pick, it goes to
+// the same one: avoiding never fails a call. The options include a unary
+// and a stream interceptor (chained: they keep the caller's) that give
+// each call a record of its attempts, for one allocation per call; the
+// Interceptors' hedged calls carry one of their own, which these
+// interceptors keep, so the options may come in any order.
 func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service string, cfg DiscoveryConfig) ([]grpc.DialOption, *discovery.Balancer, error) {
 	sc, err := discoveryServiceConfig(cfg.ServiceConfig)
 	if err != nil {
@@ -92,7 +103,69 @@ func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service str
 	}
 	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
 	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc}
-	return []grpc.DialOption{grpc.WithResolvers(b), grpc.WithConnectParams(reconnect())}, db, nil
+	return []grpc.DialOption{
+		grpc.WithResolvers(b),
+		grpc.WithConnectParams(reconnect()),
+		grpc.WithChainUnaryInterceptor(unaryAttempts),
+		grpc.WithChainStreamInterceptor(streamAttempts),
+	}, db, nil
+}
+
+// attempts is the context of one call through a ClientConn of
+// DiscoveryDialOptions, as its interceptors hand it on: the caller's
+// context and the connection the call's last attempt was picked for. Every
+// attempt's context derives from it (grpc-go derives each attempt's,
+// transparent retries included, from the context its interceptors give
+// the invoker), so the picker finds it in balancer.PickInfo.Ctx.
+//
+// It is a Context itself, rather than a value put in one, to cost one
+// allocation instead of two. Its Done, Err and Deadline are the caller's
+// context's own, and so are the values it holds: context.WithCancel under
+// it still finds the caller's cancellation and starts no goroutine.
+type attempts struct {
+	context.Context
+	// last is the picker's entry of the connection the last attempt was
+	// picked for: immutable, so the entry's address is read with no lock.
+	// Hedged attempts pick concurrently, hence the atomic.
+	last atomic.Pointer[subConn]
+}
+
+// attemptsKey is the Value key under which an *attempts answers.
+type attemptsKey struct{}
+
+func (a *attempts) Value(key any) any {
+	if key == (attemptsKey{}) {
+		return a
+	}
+	return a.Context.Value(key)
+}
+
+// attemptsOf returns the record of the attempts of the call ctx belongs
+// to; nil when the call did not pass the interceptors of
+// DiscoveryDialOptions.
+func attemptsOf(ctx context.Context) *attempts {
+	a, _ := ctx.Value(attemptsKey{}).(*attempts)
+	return a
+}
+
+// withAttempts returns ctx with a record of attempts: ctx itself when it
+// has one already (a hedged call's attempts share their call's).
+func withAttempts(ctx context.Context) context.Context {
+	if attemptsOf(ctx) != nil {
+		return ctx
+	}
+	return &attempts{Context: ctx}
+}
+
+// unaryAttempts gives a unary call its record of attempts.
+func unaryAttempts(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withAttempts(ctx), method, req, reply, cc, opts...)
+}
+
+// streamAttempts gives a stream its record of attempts: grpc-go retries a
+// stream too, until its first reply message commits it.
+func streamAttempts(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withAttempts(ctx), desc, cc, method, opts...)
 }
 
 // reconnect caps grpc-go's reconnect backoff (1s doubling to 120s by
@@ -257,6 +330,7 @@ type discoveryBalancer struct {
 type subConn struct {
 	sc    balancer.SubConn
 	state connectivity.State
+	addr  string // in the picker's copies only
 }
 
 var errNoResolver = status.Error(codes.Unavailable,
@@ -353,7 +427,7 @@ func (b *discoveryBalancer) publish() {
 	p := &picker{db: b.db, conns: make(map[string]*subConn, len(b.conns))}
 	ready, connecting := 0, 0
 	for addr, c := range b.conns {
-		p.conns[addr] = &subConn{sc: c.sc, state: c.state} // a copy: the picker's snapshot
+		p.conns[addr] = &subConn{sc: c.sc, state: c.state, addr: addr} // a copy: the picker's snapshot
 		switch c.state {
 		case connectivity.Ready:
 			ready++
@@ -408,12 +482,21 @@ type picker struct {
 }
 
 // Pick asks the discovery Balancer for an instance until it names one whose
-// connection is ready, avoiding each time the one it named last, a few
-// times at most. A pick that cannot be used ends at once: a Failure of the
-// instance if its connection failed, Ignored if it is still being made or
-// the resolver has not told this ClientConn of the instance yet.
+// connection is ready, a few times at most, avoiding first the instance of
+// the call's last attempt, then each time the one it named last. A pick
+// that cannot be used ends at once: a Failure of the instance if its
+// connection failed, Ignored if it is still being made or the resolver has
+// not told this ClientConn of the instance yet. The pick it returns
+// becomes the call's last attempt's, even if grpc-go then finds its
+// connection gone and picks again: the next pick avoids it.
 func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	tried := attemptsOf(info.Ctx)
 	avoid := ""
+	if tried != nil {
+		if c := tried.last.Load(); c != nil {
+			avoid = c.addr
+		}
+	}
 	for range min(2*len(p.conns)+1, 16) {
 		addr, permit, err := p.db.Pick(info.Ctx, "", avoid)
 		if err != nil {
@@ -424,6 +507,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 		c := p.conns[addr]
 		if c != nil && c.state == connectivity.Ready {
+			if tried != nil {
+				tried.last.Store(c)
+			}
 			ctx := info.Ctx
 			return balancer.PickResult{SubConn: c.sc, Done: func(d balancer.DoneInfo) {
 				permit.Done(outcomeOf(ctx, d))

@@ -3,6 +3,7 @@ package grpcclient_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,12 +55,19 @@ func staticOf(t testing.TB, servers []*server) *discovery.Static {
 // connection and the Balancer are closed at the end of the test.
 func discoDial(t *testing.T, r discovery.Resolver, cfg grpcclient.DiscoveryConfig, extra ...grpc.DialOption) (testpb.TestServiceClient, *discovery.Balancer) {
 	t.Helper()
+	return discoDialAround(t, r, cfg, nil, extra)
+}
+
+// discoDialAround is discoDial with options given before DiscoveryDialOptions'
+// own, and after.
+func discoDialAround(t *testing.T, r discovery.Resolver, cfg grpcclient.DiscoveryConfig, before, after []grpc.DialOption) (testpb.TestServiceClient, *discovery.Balancer) {
+	t.Helper()
 	opts, db, err := grpcclient.DiscoveryDialOptions(t.Context(), r, discoService, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), fastReconnect())
-	conn, err := grpc.NewClient(grpcclient.DiscoveryTarget(discoService), append(opts, extra...)...)
+	opts = append(slices.Concat(before, opts), grpc.WithTransportCredentials(insecure.NewCredentials()), fastReconnect())
+	conn, err := grpc.NewClient(grpcclient.DiscoveryTarget(discoService), append(opts, after...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

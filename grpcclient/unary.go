@@ -56,8 +56,10 @@ func (ic *Interceptors) call(ctx context.Context, p *policy, method string, req 
 	h := &hedgedCall{ic: ic, key: key, method: method, total: total, req: req, reply: reply,
 		typ: reply.ProtoReflect().Type(), cc: cc, invoker: invoker, opts: opts}
 	// The Hedge leaves the winner's context alive: the call is over when
-	// this returns.
-	ctx, cancel := context.WithCancel(ctx)
+	// this returns. Its attempts share one record of where each went, so
+	// that over DiscoveryDialOptions a hedge avoids the first attempt's
+	// instance whatever the order of the interceptors.
+	ctx, cancel := context.WithCancel(withAttempts(ctx))
 	defer cancel()
 	n, err := p.hedge.Run(ctx, bulwark.Call{Idempotent: true, Attempts: h, Deadline: total})
 	if n > 0 && err == nil {
