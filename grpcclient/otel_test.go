@@ -135,7 +135,8 @@ func TestHedgeSpans(t *testing.T) {
 		return echo(req)
 	}
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ended := &endSignal{ch: make(chan struct{}, 8)}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSpanProcessor(ended))
 	defer tp.Shutdown(context.Background())
 	cfg := hedged(5 * time.Millisecond)
 	cfg.TracerProvider = tp
@@ -145,8 +146,17 @@ func TestHedgeSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	parent.End()
-	// Both attempts have returned when the call returns: the first runs
-	// on the caller's goroutine, the hedge won.
+	// The attempt that reached the server first blocks until it is
+	// cancelled: usually the first, but on a busy machine the hedge may
+	// overtake it, and then the first wins and the hedge's span ends on
+	// its own goroutine after the call returned. Wait for both.
+	for range 2 {
+		select {
+		case <-ended.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the attempts' spans did not both end")
+		}
+	}
 	got := map[string]string{}
 	for _, s := range rec.Ended() {
 		if s.Name() != "bulwark.grpc.attempt" {
@@ -166,10 +176,25 @@ func TestHedgeSpans(t *testing.T) {
 			t.Errorf("the cancelled hedge's span has status %v", s.Status())
 		}
 	}
-	if got["0"] != "ignored" || got["1"] != "success" {
-		t.Fatalf("got outcomes by attempt %v, want the first ignored and the hedge a success", got)
+	if len(got) != 2 || !(got["0"] == "ignored" && got["1"] == "success" || got["0"] == "success" && got["1"] == "ignored") {
+		t.Fatalf("got outcomes by attempt %v, want attempts 0 and 1, one ignored (the loser) and one a success", got)
 	}
 }
+
+// endSignal is a SpanProcessor that signals the end of every attempt span.
+type endSignal struct {
+	sdktrace.SpanProcessor
+	ch chan struct{}
+}
+
+func (e *endSignal) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (e *endSignal) OnEnd(s sdktrace.ReadOnlySpan) {
+	if s.Name() == "bulwark.grpc.attempt" {
+		e.ch <- struct{}{}
+	}
+}
+func (e *endSignal) Shutdown(context.Context) error   { return nil }
+func (e *endSignal) ForceFlush(context.Context) error { return nil }
 
 func keys(m map[string]bool) []string {
 	var ks []string
