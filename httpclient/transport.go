@@ -291,6 +291,7 @@ type call struct {
 
 	mu      sync.Mutex
 	resps   []*http.Response // by attempt number; nil once discarded
+	resp0   [1]*http.Response // resps' first backing array: one attempt allocates none
 	decided bool
 	last    string // the endpoint of the latest attempt, for the next to avoid
 }
@@ -311,9 +312,12 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = t.startSpan(ctx, c.req, n)
 	}
-	c.mu.Lock()
-	avoid := c.last
-	c.mu.Unlock()
+	avoid := ""
+	if n > 0 {
+		c.mu.Lock()
+		avoid = c.last
+		c.mu.Unlock()
+	}
 	if err := t.stack.EnterBy(ctx, c.key, c.total, avoid, &b.a); err != nil {
 		endSpan(span, 0, bulwark.Ignored, err)
 		return bulwark.Result{Outcome: bulwark.Ignored, Err: err}
@@ -372,6 +376,9 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	c.mu.Lock()
 	late := c.decided
 	if !late {
+		if c.resps == nil {
+			c.resps = c.resp0[:0]
+		}
 		for len(c.resps) <= n {
 			c.resps = append(c.resps, nil)
 		}
@@ -462,7 +469,7 @@ func (c *call) decide(n int) *http.Response {
 			drop = append(drop, r)
 		}
 	}
-	c.resps = nil
+	c.resps, c.resp0[0] = nil, nil
 	c.mu.Unlock()
 	for _, r := range drop {
 		drainClose(r, c.t.maxDrain)
