@@ -278,6 +278,10 @@ func BenchmarkInterceptor(b *testing.B) {
 			defer cancel()
 			return okInvoker(ctx, unaryMethod, req, reply, nil)
 		}},
+		{"floor-by-hand", func() unary {
+			call := floorInterceptor()
+			return func(ctx context.Context) error { return call(ctx, unaryMethod, req, reply, nil, okInvoker) }
+		}()},
 		{"zero-config", wrap(grpcclient.Config{})},
 		{"breaker+bulkhead", wrap(grpcclient.Config{Breaker: &breaker.Config{}, Bulkhead: &bulkhead.Config{}})},
 		{"standard", wrap(grpcclient.Standard())},
