@@ -15,9 +15,12 @@
 // The attempt deadline is a deadline on the context handed to grpc-go, so
 // the server receives it (grpc-timeout) and stops working for a caller that
 // stopped waiting; it is never later than the caller's own. A stream holds
-// its guards until it ends (read to io.EOF or an error, its context ended,
-// the ClientConn closed), so a bulkhead bounds open streams, and a stream
-// the caller abandons is released when its context ends.
+// its bulkhead slot until it ends (read to io.EOF or an error, its context
+// ended, the ClientConn closed), so a bulkhead bounds open streams, and a
+// stream the caller abandons is released when its context ends. The
+// breaker judges a stream by its start: its first message or header, or
+// its end, whichever comes first, so that long-lived healthy streams
+// neither hold a half-open breaker's trials nor count against it.
 //
 // Retries are grpc-go's: a ServiceConfig with a RetryPolicy per method, and
 // RetryThrottling as their budget, is validated here and handed to grpc-go

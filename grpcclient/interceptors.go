@@ -37,7 +37,8 @@ type Interceptors struct {
 	classify      bulwark.Classifier
 	unary         *bulwark.Stack     // every unary call; a hedged one through its policy's Hedge
 	totalBinds    bool               // a call of one attempt has a total deadline that its attempt deadline does not preempt
-	streams       *bulwark.Stack     // every stream
+	streams       *bulwark.Stack     // every stream, for its whole life: the bulkhead and StreamTimeout
+	streamJudge   *bulwark.Stack     // every stream, until its first answer: the breaker; nil without one
 	methods       map[string]*policy // nil without Config.Methods
 	services      bool               // methods has keys for a whole service
 	tracer        trace.Tracer
@@ -111,8 +112,19 @@ func New(cfg Config) (*Interceptors, error) {
 	if ic.unary, err = bulwark.New(bulwark.Config{Timeout: unaryTimeout, Guards: gs.Guards, Classify: ic.classify}); err != nil {
 		return nil, fmt.Errorf("grpcclient: %w", err)
 	}
-	if ic.streams, err = bulwark.New(bulwark.Config{Timeout: streamTimeout, Guards: gs.Guards, Classify: ic.classify}); err != nil {
+	// A stream is judged by its start: the breaker learns whether it
+	// answered, the bulkhead holds a slot for as long as it lives.
+	var held []bulwark.Guard
+	if gs.Bulkheads != nil {
+		held = append(held, gs.Bulkheads)
+	}
+	if ic.streams, err = bulwark.New(bulwark.Config{Timeout: streamTimeout, Guards: held, Classify: ic.classify}); err != nil {
 		return nil, fmt.Errorf("grpcclient: %w", err)
+	}
+	if gs.Breakers != nil {
+		if ic.streamJudge, err = bulwark.New(bulwark.Config{Guards: []bulwark.Guard{gs.Breakers}, Classify: ic.classify}); err != nil {
+			return nil, fmt.Errorf("grpcclient: %w", err)
+		}
 	}
 	if len(cfg.Methods) > 0 {
 		if err := ic.policies(cfg); err != nil {

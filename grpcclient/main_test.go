@@ -40,11 +40,13 @@ const (
 // request's payload and fails with the request's ResponseStatus when it has
 // a non-zero code; unary, when set, replaces that. The streaming methods
 // follow the interop test's contract; block, when set, makes
-// StreamingOutputCall wait for its context to end before sending anything.
+// StreamingOutputCall wait for its context to end before sending anything,
+// and hold, after sending its messages.
 type service struct {
 	testpb.UnimplementedTestServiceServer
 	unary func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error)
 	block bool
+	hold  bool
 	calls atomic.Int32 // unary calls received
 	opens atomic.Int32 // streams opened
 }
@@ -81,6 +83,10 @@ func (s *service) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, st
 	}
 	if st := req.GetResponseStatus(); st.GetCode() != 0 {
 		return status.Error(codes.Code(st.GetCode()), st.GetMessage())
+	}
+	if s.hold {
+		<-stream.Context().Done()
+		return status.FromContextError(stream.Context().Err()).Err()
 	}
 	return nil
 }

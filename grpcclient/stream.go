@@ -16,9 +16,15 @@ import (
 
 // StreamClientInterceptor returns the interceptor of streams (server-,
 // client- and bidirectional streaming). A stream passes the breaker and the
-// bulkhead of its key when it is created, and holds them until it ends:
-// then it reports its outcome to the breaker and frees its bulkhead slot.
-// A stream ends when RecvMsg returns an error (io.EOF is a success), when
+// bulkhead of its key when it is created. The breaker judges the stream by
+// its start: it learns the stream's outcome when the stream first answers
+// — RecvMsg returns a message, or Header returns the server's header — or
+// ends, whichever comes first, so that a healthy stream that lives for
+// hours is a success (and a half-open trial ends) as soon as it answers.
+// The bulkhead slot is held until the stream ends. A stream that neither
+// answers nor ends is still running for the breaker: a half-open trial
+// that does so past the breaker's TrialTimeout is given up as failed. A
+// stream ends when RecvMsg returns an error (io.EOF is a success), when
 // a client-streaming call's reply is received, when SendMsg or Header
 // returns an error other than io.EOF, when its context ends — the caller
 // cancelled it, or its deadline or StreamTimeout passed — or when the
@@ -41,7 +47,16 @@ func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, c
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, s.span = ic.startSpan(ctx, method, 0)
 	}
-	if err := ic.streams.EnterBy(ctx, ic.keyOf(cc, method), time.Time{}, "", &s.a); err != nil {
+	key := ic.keyOf(cc, method)
+	if ic.streamJudge != nil {
+		if err := ic.streamJudge.EnterBy(ctx, key, time.Time{}, "", &s.judge); err != nil {
+			err = ic.rej.refused(err)
+			endSpan(s.span, bulwark.Ignored, err)
+			return nil, err
+		}
+	}
+	if err := ic.streams.EnterBy(ctx, key, time.Time{}, "", &s.a); err != nil {
+		s.judge.Done(bulwark.Ignored) // a zero Attempt's Done does nothing
 		err = ic.rej.refused(err)
 		endSpan(s.span, bulwark.Ignored, err)
 		return nil, err
@@ -72,9 +87,18 @@ func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, c
 // of a deadline of ours; grpc-go tells it when the stream ends.
 type clientStream struct {
 	grpc.ClientStream
-	a     bulwark.Attempt
-	span  trace.Span
-	ended atomic.Bool
+	a        bulwark.Attempt // the stream's life: the bulkhead and StreamTimeout
+	judge    bulwark.Attempt // the stream's start: the breaker
+	answered atomic.Bool     // judge has been told
+	span     trace.Span
+	ended    atomic.Bool
+}
+
+// answer tells the breaker the stream answered, the first time.
+func (s *clientStream) answer() {
+	if !s.answered.Load() && s.answered.CompareAndSwap(false, true) {
+		s.judge.Done(bulwark.Success)
+	}
 }
 
 // finish ends the stream's attempt with the stream's status, err (nil for
@@ -85,6 +109,9 @@ func (s *clientStream) finish(err error) {
 	}
 	settle(s.a.Context(), err)
 	o, err := s.a.Finish(err)
+	if s.answered.CompareAndSwap(false, true) {
+		s.judge.Done(o)
+	}
 	endSpan(s.span, o, ours(err))
 }
 
@@ -94,6 +121,9 @@ func (s *clientStream) abort() {
 		return
 	}
 	s.a.Done(bulwark.Failure)
+	if s.answered.CompareAndSwap(false, true) {
+		s.judge.Done(bulwark.Failure)
+	}
 	endSpan(s.span, bulwark.Failure, errNotReturned)
 }
 
@@ -107,7 +137,10 @@ func (s *clientStream) conv(err error) error {
 // RecvMsg receives a message; see grpc.ClientStream.
 func (s *clientStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil:
+		s.answer()
+	case err != io.EOF:
 		return s.conv(err)
 	}
 	return err
@@ -127,6 +160,9 @@ func (s *clientStream) Header() (metadata.MD, error) {
 	md, err := s.ClientStream.Header()
 	if err != nil {
 		return md, s.conv(err)
+	}
+	if md != nil { // nil: the stream ended with no header (see finish)
+		s.answer()
 	}
 	return md, nil
 }

@@ -248,3 +248,54 @@ func TestClosingTheConnReleasesItsStreams(t *testing.T) {
 		t.Fatalf("got %v, want io.EOF", err)
 	}
 }
+
+// A stream is judged by its start: after an outage, healthy streams that
+// stay open close the breaker as soon as they answer (a half-open trial
+// that waited for its stream's end would hold its slot for as long as the
+// stream lives, and be given up as failed at TrialTimeout), while each
+// holds its bulkhead slot until it ends.
+func TestLongStreamsCloseTheBreakerWhenTheyAnswer(t *testing.T) {
+	srv := newServer(t, &service{hold: true})
+	client, ic := dial(t, srv.addr, grpcclient.Config{
+		Breaker:  &breaker.Config{ConsecutiveFailures: 3, OpenDuration: 20 * time.Millisecond, HalfOpenTrials: 3, TrialTimeout: time.Hour},
+		Bulkhead: &bulkhead.Config{Limit: 8},
+	})
+	ctx, cancel := context.WithCancel(wait(t))
+	defer cancel() // ends the streams still open
+	down := &testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Unavailable)}}
+	for range 3 {
+		st, err := client.StreamingOutputCall(ctx, down)
+		if err == nil {
+			_, err = st.Recv()
+		}
+		mustCode(t, err, codes.Unavailable)
+	}
+	up := &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}
+	_, err := client.StreamingOutputCall(ctx, up)
+	var open *breaker.OpenError
+	if !errors.As(err, &open) {
+		t.Fatalf("after three failed streams got %v, want the breaker open", err)
+	}
+	<-time.After(time.Until(open.RetryAt)) // the open period: then half-open
+	for i := range 3 {
+		st, err := client.StreamingOutputCall(ctx, up)
+		if err != nil {
+			t.Fatalf("trial stream %d: %v", i, err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatalf("trial stream %d: first message: %v", i, err)
+		}
+	}
+	if s := ic.Breakers().State(outMethod); s != breaker.Closed {
+		t.Fatalf("with three healthy trial streams open and answered, the breaker is %v, want closed", s)
+	}
+	held(t, ic, outMethod, 3) // the streams still live
+	st, err := client.StreamingOutputCall(ctx, up)
+	if err != nil {
+		t.Fatalf("a stream after the breaker closed: %v", err)
+	}
+	if _, err := st.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	held(t, ic, outMethod, 4)
+}
