@@ -33,7 +33,10 @@ type Resolver interface {
 	// every change, until ctx ends; then it returns. update is called from
 	// one goroutine at a time, never with a lock of the Resolver held.
 	// While the registry cannot be reached, Watch keeps the last set and
-	// tries again; it returns an error only for a bad argument.
+	// tries again; if it knows none when its first attempt fails, update
+	// gets an empty set at once, so that a watcher never waits on the
+	// registry for a first answer. It returns an error only for a bad
+	// argument.
 	Watch(ctx context.Context, service string, update func([]Instance)) error
 }
 

@@ -226,7 +226,11 @@ func (d *DNS) Resolve(ctx context.Context, service string) ([]Instance, error) {
 // as a lookup yields them, then looks the name up again every Refresh and
 // calls update again whenever the set changed, until ctx ends; then it
 // returns nil. While lookups fail it keeps the last set and tries again.
-// An empty service name is an error, returned at once.
+// If the first lookup fails and no set is known, update gets an empty set
+// at once, so that a watcher never waits on the DNS server for a first
+// answer (calls fail with "no instance" rather than hang); the real set
+// follows when a lookup succeeds. An empty service name is an error,
+// returned at once.
 func (d *DNS) Watch(ctx context.Context, service string, update func([]Instance)) error {
 	if service == "" {
 		return errors.New("discovery: dns: empty service name")
@@ -255,9 +259,13 @@ func (d *DNS) Watch(ctx context.Context, service string, update func([]Instance)
 		} else {
 			retry = firstRetry
 		}
-		if known && (!delivered || !sameSet(set, last)) {
+		switch {
+		case known && (!delivered || !sameSet(set, last)):
 			last, delivered = set, true
 			update(slices.Clone(set))
+		case !known && !delivered:
+			delivered = true // last is nil: the first set found follows
+			update([]Instance{})
 		}
 		timer.Reset(wait)
 	}

@@ -336,6 +336,48 @@ func TestDNSWatch(t *testing.T) {
 	}
 }
 
+// A DNS server failing from the start: Watch says at once that no
+// instance is known (an empty set), rather than leave its watcher waiting,
+// and delivers the set when the server answers.
+func TestDNSWatchUnreachableFromTheStart(t *testing.T) {
+	s := startDNS(t)
+	s.setSRV(users, srv("a.test.", 8001, 1))
+	s.setA("a.test.", "127.0.0.1")
+	s.setServfail(true)
+	d := mustDNS(t, discovery.DNSConfig{Server: s.addr, Refresh: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	updates := make(chan []discovery.Instance, 16)
+	done := make(chan error)
+	go func() { done <- d.Watch(ctx, users, func(set []discovery.Instance) { updates <- set }) }()
+	next := func() []discovery.Instance {
+		t.Helper()
+		select {
+		case set := <-updates:
+			return set
+		case <-time.After(10 * time.Second):
+			t.Fatal("no update within 10s")
+			return nil
+		}
+	}
+	if set := next(); set == nil || len(set) != 0 {
+		t.Fatalf("first update while the server fails: %v, want an empty set", set)
+	}
+	s.waitQueries(t, 4) // still failing: nothing more to say
+	select {
+	case set := <-updates:
+		t.Fatalf("update %s while nothing changed", addrs(set))
+	default:
+	}
+	s.setServfail(false)
+	if got := addrs(next()); got != "127.0.0.1:8001" {
+		t.Fatalf("update once the server answers: got %s", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Watch after cancel: %v, want nil", err)
+	}
+}
+
 func TestBalancerOverDNSSurvivesAnOutage(t *testing.T) {
 	s := startDNS(t)
 	s.setSRV(users, srv("a.test.", 8001, 1), srv("b.test.", 8001, 1))
