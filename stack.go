@@ -403,6 +403,12 @@ func PushbackOf(err error) time.Duration {
 // Errors of ours keep their causes: a fired deadline is a *timeout.Error
 // matching context.DeadlineExceeded, a refusal matches ErrRejected. A panic
 // in call (or runtime.Goexit) is recorded as a Failure and goes on.
+//
+// The context call gets ends when its attempt is over, that is before Do
+// returns: call must finish with it, and return nothing that still reads
+// from it — an *http.Response's body, a stream — or read that inside call.
+// (httpclient and grpcclient, which hand such things back, keep an
+// attempt's context alive until its body or stream ends.)
 func Do[T any](ctx context.Context, s *Stack, key string, call func(context.Context) (T, error)) (T, error) {
 	total := s.Deadline(ctx)
 	if s.retry == nil {

@@ -68,8 +68,10 @@ type Config struct {
 	// status classification for that decision only (breakers still judge
 	// by ClassifyStatus), and it never makes a request repeatable that is
 	// not: idempotency, GetBody, the budget and the deadline still rule.
-	// An error it returns ends the call with that error. Nil means retry
-	// Failures.
+	// An error it returns ends the call: no other attempt is made, and
+	// the call returns the attempt's response if it has one (with a nil
+	// error: a RoundTripper returns a response or an error, never both),
+	// otherwise that error. Nil means retry Failures.
 	CheckRetry retryablehttp.CheckRetry
 	// IdempotencyKey adds an Idempotency-Key header, generated once per
 	// call, to POST and PATCH requests that have none, which makes them
