@@ -290,7 +290,7 @@ type call struct {
 	first  body               // attempt 0's body wrapper, allocated with the call
 
 	mu      sync.Mutex
-	resps   []*http.Response // by attempt number; nil once discarded
+	resps   []*http.Response  // by attempt number; nil once discarded
 	resp0   [1]*http.Response // resps' first backing array: one attempt allocates none
 	decided bool
 	last    string // the endpoint of the latest attempt, for the next to avoid
