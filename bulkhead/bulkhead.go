@@ -9,8 +9,9 @@ import (
 )
 
 // Bulkhead is one concurrency limit: at most Config.Limit attempts run at
-// once, whatever their key. It is a bulwark.Guard and is safe for
-// concurrent use. Build it with New; the zero Bulkhead is not usable.
+// once, whatever their key, or, with Config.Adaptive, at most the limit it
+// has learned. It is a bulwark.Guard and is safe for concurrent use. Build
+// it with New; the zero Bulkhead is not usable.
 type Bulkhead struct {
 	l   *limiter
 	reg metric.Registration
@@ -18,8 +19,9 @@ type Bulkhead struct {
 
 var _ bulwark.Guard = (*Bulkhead)(nil)
 
-// New validates cfg and returns its Bulkhead. A negative field, or MaxWait
-// without MaxQueue, is an error naming the field.
+// New validates cfg and returns its Bulkhead. A negative field, MaxWait
+// without MaxQueue, or an Adaptive field out of its range, is an error
+// naming the field.
 func New(cfg Config) (*Bulkhead, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -62,9 +64,10 @@ func (b *Bulkhead) Enter(ctx context.Context, key string) (bulwark.Permit, error
 }
 
 // Release frees the slot of the attempt p admitted; callers call p.Done,
-// which calls it. The outcome is ignored: the limit is fixed and learns
-// nothing from how attempts end.
-func (b *Bulkhead) Release(p bulwark.Permit, _ bulwark.Outcome) { release(p) }
+// which calls it. A fixed limit ignores the outcome; an adaptive one
+// learns from a Success or a Failure (see AdaptiveConfig) and ignores an
+// Ignored outcome.
+func (b *Bulkhead) Release(p bulwark.Permit, o bulwark.Outcome) { release(p, o) }
 
 // InFlight returns how many admitted attempts have not been released yet.
 func (b *Bulkhead) InFlight() int { return int(b.l.inFlight.Load()) }
@@ -72,5 +75,7 @@ func (b *Bulkhead) InFlight() int { return int(b.l.inFlight.Load()) }
 // Queued returns how many attempts are waiting for a slot.
 func (b *Bulkhead) Queued() int { return int(b.l.queued.Load()) }
 
-// Limit returns how many attempts may run at once.
-func (b *Bulkhead) Limit() int { return int(b.l.limit) }
+// Limit returns how many attempts may run at once: Config.Limit, or the
+// adaptive limit in force now. Just after an adaptive limit shrinks,
+// InFlight may exceed it until the attempts admitted before end.
+func (b *Bulkhead) Limit() int { return int(b.l.current()) }

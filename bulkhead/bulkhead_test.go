@@ -448,6 +448,16 @@ func TestAllocs(t *testing.T) {
 			defer mustEnter(t, fb, ctx, "").Done(bulwark.Success)
 			fs := mustNewSet(t, full)
 			defer mustEnter(t, fs, ctx, "k").Done(bulwark.Success)
+			// Adaptive limits whose windows close at every attempt.
+			adaptive := func(limit int) bulkhead.Config {
+				c := cfg()
+				c.Limit, c.Adaptive = limit, &bulkhead.AdaptiveConfig{Window: time.Nanosecond, MinSamples: 1}
+				return c
+			}
+			ab := mustNew(t, adaptive(64))
+			as := mustNewSet(t, adaptive(64))
+			afb := mustNew(t, adaptive(1))
+			defer mustEnter(t, afb, ctx, "").Done(bulwark.Success)
 
 			tests := []struct {
 				name string
@@ -471,6 +481,19 @@ func TestAllocs(t *testing.T) {
 						t.Fatal("Enter: got nil, want a rejection")
 					}
 				}},
+				{"adaptive Bulkhead Enter+Done", func() {
+					p, _ := ab.Enter(ctx, "k")
+					p.Done(bulwark.Success)
+				}},
+				{"adaptive Set Enter+Done", func() {
+					p, _ := as.Enter(ctx, "k")
+					p.Done(bulwark.Failure)
+				}},
+				{"adaptive Bulkhead rejection", func() {
+					if _, err := afb.Enter(ctx, "k"); err == nil {
+						t.Fatal("Enter: got nil, want a rejection")
+					}
+				}},
 			}
 			for _, tt := range tests {
 				if got := testing.AllocsPerRun(1000, tt.f); got != 0 {
@@ -491,6 +514,9 @@ func BenchmarkEnterDone(b *testing.B) {
 	sem := semaphore.NewWeighted(limit)
 	blk := mustNew(b, bulkhead.Config{Limit: limit})
 	set := mustNewSet(b, bulkhead.Config{Limit: limit})
+	ad := &bulkhead.AdaptiveConfig{InitialLimit: limit}
+	adBlk := mustNew(b, bulkhead.Config{Limit: limit, Adaptive: ad})
+	adSet := mustNewSet(b, bulkhead.Config{Limit: limit, Adaptive: ad})
 	cases := []struct {
 		name string
 		f    func()
@@ -512,6 +538,16 @@ func BenchmarkEnterDone(b *testing.B) {
 		}},
 		{"Set", func() {
 			if p, err := set.Enter(ctx, "k"); err == nil {
+				p.Done(bulwark.Success)
+			}
+		}},
+		{"Bulkhead-adaptive", func() {
+			if p, err := adBlk.Enter(ctx, "k"); err == nil {
+				p.Done(bulwark.Success)
+			}
+		}},
+		{"Set-adaptive", func() {
+			if p, err := adSet.Enter(ctx, "k"); err == nil {
 				p.Done(bulwark.Success)
 			}
 		}},
@@ -542,6 +578,8 @@ func BenchmarkReject(b *testing.B) {
 	defer mustEnter(b, blk, ctx, "").Done(bulwark.Success)
 	set := mustNewSet(b, bulkhead.Config{Limit: 1})
 	defer mustEnter(b, set, ctx, "k").Done(bulwark.Success)
+	adBlk := mustNew(b, bulkhead.Config{Limit: 1, Adaptive: &bulkhead.AdaptiveConfig{}})
+	defer mustEnter(b, adBlk, ctx, "").Done(bulwark.Success)
 	cases := []struct {
 		name string
 		f    func()
@@ -558,6 +596,11 @@ func BenchmarkReject(b *testing.B) {
 		}},
 		{"Set", func() {
 			if _, err := set.Enter(ctx, "k"); err == nil {
+				b.Error("Enter: got nil, want a rejection")
+			}
+		}},
+		{"Bulkhead-adaptive", func() {
+			if _, err := adBlk.Enter(ctx, "k"); err == nil {
 				b.Error("Enter: got nil, want a rejection")
 			}
 		}},

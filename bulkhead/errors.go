@@ -51,14 +51,15 @@ func (r Reason) String() string {
 // caller whose own context ends while its attempt is queued gets ctx.Err(),
 // not a FullError.
 //
-// Each limit builds its three FullErrors once and returns them on every
-// rejection, so that rejecting allocates nothing: treat a FullError as read
-// only.
+// Each limit builds its three FullErrors once (an adaptive limit, again
+// after each change of its limit) and returns them on every rejection, so
+// that rejecting allocates nothing: treat a FullError as read only.
 type FullError struct {
 	// Key is the key of the limit that was full: the Set key, or a
 	// Bulkhead's Config.Name.
 	Key string
-	// Limit is that limit: how many attempts were running.
+	// Limit is that limit: how many attempts were running (for an adaptive
+	// limit, the limit in force at the rejection).
 	Limit int
 	// Reason says why the attempt was not admitted.
 	Reason Reason

@@ -60,3 +60,43 @@ func ExampleNewSet() {
 	// users max_wait
 	// orders <nil>
 }
+
+func ExampleNew_adaptive() {
+	ctx := context.Background()
+	blk, err := bulkhead.New(bulkhead.Config{
+		Name:  "api",
+		Limit: 256, // the ceiling
+		// Learn from 1 to 256 attempts at once, starting at 4. The short
+		// window and few samples make this example quick; the defaults
+		// (100ms, 8) suit most endpoints.
+		Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 4, Window: time.Millisecond, MinSamples: 4},
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("limit:", blk.Limit())
+
+	// A window in which every attempt fails (the endpoint sheds load)
+	// halves the limit, however many fail.
+	var attempts []bulwark.Permit
+	for range 4 {
+		p, _ := blk.Enter(ctx, "")
+		attempts = append(attempts, p)
+	}
+	time.Sleep(time.Millisecond) // the attempts' work
+	for _, p := range attempts {
+		p.Done(bulwark.Failure)
+	}
+	fmt.Println("limit:", blk.Limit())
+
+	p1, _ := blk.Enter(ctx, "")
+	p2, _ := blk.Enter(ctx, "")
+	_, err = blk.Enter(ctx, "")
+	fmt.Println(err)
+	p1.Done(bulwark.Ignored) // the caller gave up: teaches the limit nothing
+	p2.Done(bulwark.Success)
+	// Output:
+	// limit: 4
+	// limit: 2
+	// bulkhead: full: key "api", limit 2, no queue
+}

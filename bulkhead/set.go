@@ -11,6 +11,9 @@ import (
 
 // Set keeps one concurrency limit per key (an endpoint, a route): at most
 // Config.Limit attempts run at once on each key, each with its own queue.
+// With Config.Adaptive each key learns its own limit, starting from
+// AdaptiveConfig.InitialLimit; an evicted key that comes back starts
+// again from there.
 // It holds at most Config.MaxKeys keys, evicting keys not used lately (CLOCK,
 // an approximation of least-recently-used), so that hostile or unbounded
 // keys cannot grow memory without limit.
@@ -25,15 +28,16 @@ import (
 // A Set is a bulwark.Guard and is safe for concurrent use. Build it with
 // NewSet; the zero Set is not usable.
 type Set struct {
-	limit int
-	keys  *keyed.Set[*limiter]
-	reg   metric.Registration
+	limit, initial int
+	keys           *keyed.Set[*limiter]
+	reg            metric.Registration
 }
 
 var _ bulwark.Guard = (*Set)(nil)
 
 // NewSet validates cfg and returns its Set; it ignores cfg.Name. A negative
-// field, or MaxWait without MaxQueue, is an error naming the field.
+// field, MaxWait without MaxQueue, or an Adaptive field out of its range,
+// is an error naming the field.
 func NewSet(cfg Config) (*Set, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -48,7 +52,10 @@ func NewSet(cfg Config) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Set{limit: cfg.Limit, keys: keys}
+	s := &Set{limit: cfg.Limit, initial: cfg.Limit, keys: keys}
+	if cfg.Adaptive != nil {
+		s.initial = cfg.Adaptive.InitialLimit
+	}
 	if s.reg, err = m.register(func(o metric.Observer) {
 		s.keys.Range(func(_ string, l *limiter) { l.observe(o, m) })
 	}); err != nil {
@@ -76,9 +83,10 @@ func (s *Set) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
 }
 
 // Release frees the slot of the attempt p admitted, even when p's key has
-// been evicted since; callers call p.Done, which calls it. The outcome is
-// ignored: the limits are fixed and learn nothing from how attempts end.
-func (s *Set) Release(p bulwark.Permit, _ bulwark.Outcome) { release(p) }
+// been evicted since; callers call p.Done, which calls it. Fixed limits
+// ignore the outcome; an adaptive key's limit learns from a Success or a
+// Failure (see AdaptiveConfig) and ignores an Ignored outcome.
+func (s *Set) Release(p bulwark.Permit, o bulwark.Outcome) { release(p, o) }
 
 // InFlight returns how many admitted attempts on key have not been
 // released yet; 0 when key is not held. It does not refresh key.
@@ -101,5 +109,17 @@ func (s *Set) Queued(key string) int {
 // Len returns how many keys the Set holds; never more than Config.MaxKeys.
 func (s *Set) Len() int { return s.keys.Len() }
 
-// Limit returns how many attempts may run at once on each key.
+// Limit returns Config.Limit: how many attempts may run at once on each
+// key, or, with Config.Adaptive, the ceiling of each key's limit.
 func (s *Set) Limit() int { return s.limit }
+
+// KeyLimit returns how many attempts may run at once on key now: Limit,
+// or key's adaptive limit in force, which may be below its InFlight just
+// after it shrank. A key not held gets the limit it would start with. It
+// does not refresh key.
+func (s *Set) KeyLimit(key string) int {
+	if l, ok := s.keys.Peek(key); ok {
+		return int(l.current())
+	}
+	return s.initial
+}
