@@ -235,7 +235,10 @@ func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
 // (from Deadline; zero means none): the attempt's context ends at the
 // attempt deadline or at total, whichever comes first. avoid is the
 // endpoint the call's previous attempt went to (Attempt.Endpoint; "" for
-// the first): with a Picker, the attempt goes elsewhere when it can.
+// the first): with a Picker, the attempt goes elsewhere when it can. With
+// a Picker, an instance whose guards refuse the attempt (its breaker open,
+// its bulkhead full) is passed over for another, up to three instances in
+// all; the last refusal is returned if none admits it.
 func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid string, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {
 		return ErrAttemptInUse
@@ -251,20 +254,34 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 			a.release(Ignored)
 		}
 	}()
-	if s.picker != nil {
-		addr, p, err := s.picker.Pick(ctx, key, avoid)
+	if s.picker == nil {
+		if err := s.enterGuards(ctx, key, a); err != nil {
+			return err
+		}
+	} else {
+		// The guards inside keep their state per endpoint: when one of
+		// them refuses the instance picked (its breaker is open, its
+		// bulkhead full), another instance may well be admitted. The
+		// refused pick ends Ignored, as it never started: the balancer
+		// learns nothing of the instance from it.
+		var err error
+		for range maxPicks {
+			var addr string
+			var p Permit
+			if addr, p, err = s.picker.Pick(ctx, key, avoid); err != nil {
+				return err
+			}
+			a.put(p)
+			a.endpoint = addr
+			if err = s.enterGuards(ctx, addr, a); err == nil || !errors.Is(err, ErrRejected) {
+				break
+			}
+			a.release(Ignored)
+			a.endpoint, avoid = "", addr
+		}
 		if err != nil {
 			return err
 		}
-		a.put(p)
-		a.endpoint, key = addr, addr // the guards inside keep their state per endpoint
-	}
-	for _, g := range s.guards {
-		p, err := g.Enter(ctx, key)
-		if err != nil {
-			return err
-		}
-		a.put(p)
 	}
 	for i := range a.n {
 		if st, ok := a.at(i).guard.(Starter); ok {
@@ -276,6 +293,23 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 	}
 	a.ended.Store(false)
 	admitted = true
+	return nil
+}
+
+// maxPicks is how many instances an attempt over a Picker asks the guards
+// to admit before it takes the refusal for an answer.
+const maxPicks = 3
+
+// enterGuards enters every guard on key, outermost first, putting their
+// permits in a.
+func (s *Stack) enterGuards(ctx context.Context, key string, a *Attempt) error {
+	for _, g := range s.guards {
+		p, err := g.Enter(ctx, key)
+		if err != nil {
+			return err
+		}
+		a.put(p)
+	}
 	return nil
 }
 

@@ -569,3 +569,59 @@ func TestPickerChoosesTheEndpointAndRetriesGoElsewhere(t *testing.T) {
 		t.Fatalf("no endpoint: got %v, want ErrNoEndpoint", err)
 	}
 }
+
+// refuseKeys is a Guard double that refuses the keys it is given (as an
+// open breaker or a full bulkhead of that endpoint would) and admits the
+// rest.
+type refuseKeys struct {
+	recorder
+	refused map[string]bool
+}
+
+func (r *refuseKeys) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	if r.refused[key] {
+		r.journal.add(r.name + ":refuse(" + key + ")")
+		return bulwark.Permit{}, bulwark.RejectionError("refused " + key)
+	}
+	r.journal.add(r.name + ":enter(" + key + ")")
+	return bulwark.NewPermit(r, &r.recorder, 7), nil
+}
+
+func (r *refuseKeys) Release(p bulwark.Permit, o bulwark.Outcome) { r.journal.add(r.name + ":" + o.String()) }
+
+// An instance whose guards refuse the attempt is passed over for another:
+// its pick ends Ignored, and the attempt runs on the next instance. When
+// every instance tried refuses, the last refusal is the answer, after at
+// most three picks.
+func TestRefusedInstanceIsPassedOver(t *testing.T) {
+	j := &journal{}
+	picker := &pickRR{addrs: []string{"a:80", "b:80", "c:80"}, journal: j}
+	brk := &refuseKeys{recorder: recorder{name: "breaker", journal: j}, refused: map[string]bool{"a:80": true}}
+	s := newStack(t, bulwark.Config{Picker: picker, Guards: []bulwark.Guard{brk}})
+	var called string
+	if _, err := bulwark.Do(context.Background(), s, "users", func(ctx context.Context) (int, error) {
+		called = bulwark.EndpointOf(ctx)
+		return 1, nil
+	}); err != nil {
+		t.Fatalf("one instance refusing of three: %v", err)
+	}
+	if called != "b:80" {
+		t.Fatalf("the call ran on %q, want b:80", called)
+	}
+	want := "pick(users)=a:80 breaker:refuse(a:80) pick:ignored pick(users)=b:80 breaker:enter(b:80) breaker:success pick:success"
+	if got := j.String(); got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
+	}
+
+	j.entries = nil
+	brk.refused = map[string]bool{"a:80": true, "b:80": true, "c:80": true, "d:80": true}
+	picker.addrs = []string{"a:80", "b:80", "c:80", "d:80"}
+	picker.next.Store(0)
+	_, err := bulwark.Do(context.Background(), s, "users", func(context.Context) (int, error) { return 1, nil })
+	if !errors.Is(err, bulwark.ErrRejected) || !strings.Contains(err.Error(), "c:80") {
+		t.Fatalf("every instance refusing: got %v, want the third refusal", err)
+	}
+	if n := strings.Count(j.String(), "pick(users)"); n != 3 {
+		t.Fatalf("journal %s: %d picks, want 3", j, n)
+	}
+}

@@ -128,6 +128,18 @@ type FallbackConfig struct {
 //   - Bulkhead per host: 256 attempts at once, the rest refused at once
 //     (bulkhead.ErrFull, never counted against the host).
 //
+// For a dependency that sheds load when it is overloaded (fast 503s, or a
+// queue that grows), add an adaptive limit that learns how many attempts
+// each host (each instance, with a Picker) serves without queueing, and
+// let the breaker wait for more calls, so that the limit has learned
+// before the breaker judges the 503s of the excess:
+//
+//	cfg.Bulkhead.Adaptive = &bulkhead.AdaptiveConfig{InitialLimit: 4}
+//	cfg.Breaker.MinimumCalls = 100
+//
+// The excess is then refused at once, locally (bulkhead.ErrFull), instead
+// of waiting in the dependency's queue or tripping its breaker.
+//
 // Each call returns a new Config, whose sections the caller may change.
 func Standard() Config {
 	return Config{

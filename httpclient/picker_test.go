@@ -87,3 +87,27 @@ func TestPickerSpreadsAttemptsAndRetriesElsewhere(t *testing.T) {
 			len(picker.outcomes[down]), a.requests.Load()+b.requests.Load())
 	}
 }
+
+// The Transport shows its breakers and bulkheads, as configured, keyed by
+// the key of each attempt (scheme://host:port without a Picker).
+func TestTransportShowsItsGuards(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })
+	c, tr := srv.client(t, httpclient.Standard())
+	if tr.Breakers() == nil || tr.Bulkheads() == nil {
+		t.Fatalf("Standard: Breakers() = %v, Bulkheads() = %v, want both", tr.Breakers(), tr.Bulkheads())
+	}
+	if _, _, err := get(t, c, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	host := srv.URL // the key: scheme://host:port
+	if got := tr.Breakers().Counts(host).Successes; got != 1 {
+		t.Fatalf("breaker of %s counts %d successes, want 1", host, got)
+	}
+	if got := tr.Bulkheads().InFlight(host); got != 0 {
+		t.Fatalf("bulkhead of %s holds %d, want 0 after the body was read", host, got)
+	}
+	_, bare := srv.client(t, httpclient.Config{})
+	if bare.Breakers() != nil || bare.Bulkheads() != nil {
+		t.Fatal("a zero Config has guards")
+	}
+}

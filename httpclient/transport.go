@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/breaker"
+	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/hedge"
 	"github.com/bulwarkrpc/bulwark/internal/guards"
 	"github.com/bulwarkrpc/bulwark/retry"
@@ -28,17 +30,19 @@ import (
 // bulwark's policies before handing it to the next RoundTripper. It is safe
 // for concurrent use. Build it with New, or let Wrap build it.
 type Transport struct {
-	next     http.RoundTripper
-	stack    *bulwark.Stack
-	wrapper  bulwark.Wrapper
-	key      func(*http.Request) string
-	status   func(int) bulwark.Outcome
-	check    retryablehttp.CheckRetry
-	injectID bool
-	maxDrain int64
-	tracer   trace.Tracer
-	cache    *responseCache // nil without Config.Fallback
-	closers  []interface{ Close() error }
+	next      http.RoundTripper
+	stack     *bulwark.Stack
+	wrapper   bulwark.Wrapper
+	key       func(*http.Request) string
+	status    func(int) bulwark.Outcome
+	check     retryablehttp.CheckRetry
+	injectID  bool
+	maxDrain  int64
+	tracer    trace.Tracer
+	cache     *responseCache // nil without Config.Fallback
+	closers   []interface{ Close() error }
+	breakers  *breaker.Set  // nil without Config.Breaker
+	bulkheads *bulkhead.Set // nil without Config.Bulkhead
 
 	lastKey atomic.Pointer[hostKey] // the default key of the last host, reused without allocating
 }
@@ -85,6 +89,7 @@ func New(next http.RoundTripper, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t.closers = append(t.closers, gs.Closers...)
+	t.breakers, t.bulkheads = gs.Breakers, gs.Bulkheads
 	built := false
 	defer func() {
 		if !built { // a later section was refused: unregister what was made
@@ -153,6 +158,15 @@ func Wrap(c *http.Client, cfg Config) (*http.Client, error) {
 	w.Transport = t
 	return &w, nil
 }
+
+// Breakers returns the breakers, one per key (host, or instance with a
+// Picker), for their state and counts; nil without Config.Breaker.
+func (t *Transport) Breakers() *breaker.Set { return t.breakers }
+
+// Bulkheads returns the bulkheads, one per key, for the attempts in
+// flight and, when adaptive, the limit each has learned; nil without
+// Config.Bulkhead.
+func (t *Transport) Bulkheads() *bulkhead.Set { return t.bulkheads }
 
 // CloseIdleConnections closes the idle connections of the next
 // RoundTripper, when it has such a method.

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bulwarkrpc/bulwark/breaker"
+	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/discovery"
 	"github.com/bulwarkrpc/bulwark/fanout"
 	"github.com/bulwarkrpc/bulwark/httpclient"
@@ -26,7 +27,8 @@ func bulwarkHTTPSpec() Spec {
 		Config: "httpclient.Wrap(client, httpclient.Standard()) plus its cached fallback for GETs (Config.Fallback, defaults): " +
 			"total timeout 30s, attempt timeout 10s, up to 3 attempts of idempotent requests with exponential backoff and full jitter from 50ms, " +
 			"Retry-After honoured up to 30s, a retry budget of 20 % plus 10/s, a breaker per host (opens at >= 50 % failures of >= 20 calls in 30s, open 5s, 3 trials), " +
-			"a bulkhead of 256 per host; and its own balancer: a discovery.Balancer (power of two choices on peak-EWMA latency, outlier ejection, defaults) " +
+			"a bulkhead of 256 per host — plus what Standard's documentation says to add for a dependency that sheds load: an adaptive limit per instance " +
+			"(bulkhead.AdaptiveConfig{InitialLimit: 4}, ceiling 256) and a breaker that waits for 100 calls; and its own balancer: a discovery.Balancer (power of two choices on peak-EWMA latency, outlier ejection, defaults) " +
 			"over a static resolver of the endpoints, set as Config.Picker, so that each attempt goes to the instance the balancer picks and a retry goes to another one. " +
 			"It fans out with fanout.Gather (a zero fanout.Config) to each endpoint as to a separate service (no balancer there), " +
 			"answering with what arrived when the caller's deadline ends.",
@@ -69,6 +71,12 @@ func newBulwarkHTTP(e Endpoints, attempts *atomic.Int64) (Client, error) {
 		return nil, err
 	}
 	cfg := httpclient.Standard()
+	// What Standard's documentation says to add for a dependency that
+	// sheds load: an adaptive limit per instance, starting low, and a
+	// breaker that waits for 100 calls, so that the limit learns the
+	// instance's capacity before the breaker judges its 503s.
+	cfg.Bulkhead.Adaptive = &bulkhead.AdaptiveConfig{InitialLimit: 4}
+	cfg.Breaker.MinimumCalls = 100
 	cfg.Breaker.OnStateChange = b.br.observe
 	cfg.Fallback = &httpclient.FallbackConfig{}
 	direct := cfg
