@@ -587,7 +587,9 @@ func (r *refuseKeys) Enter(ctx context.Context, key string) (bulwark.Permit, err
 	return bulwark.NewPermit(r, &r.recorder, 7), nil
 }
 
-func (r *refuseKeys) Release(p bulwark.Permit, o bulwark.Outcome) { r.journal.add(r.name + ":" + o.String()) }
+func (r *refuseKeys) Release(p bulwark.Permit, o bulwark.Outcome) {
+	r.journal.add(r.name + ":" + o.String())
+}
 
 // An instance whose guards refuse the attempt is passed over for another:
 // its pick ends Ignored, and the attempt runs on the next instance. When
