@@ -163,18 +163,6 @@ type CacheConfig struct {
 //   - no hedging and no fallback: set them per method in Methods; hedges
 //     draw on a Budget of 20 % of calls plus 10 per second.
 //
-// For a dependency that sheds load when it is overloaded (fast
-// UNAVAILABLE or RESOURCE_EXHAUSTED, or a queue that grows), add an
-// adaptive limit that learns how many calls the method's servers serve
-// without queueing, and let the breaker wait for more calls, so that the
-// limit has learned before the breaker judges the errors of the excess:
-//
-//	cfg.Bulkhead.Adaptive = &bulkhead.AdaptiveConfig{InitialLimit: 4}
-//	cfg.Breaker.MinimumCalls = 100
-//
-// The excess is then refused at once, locally (ResourceExhausted, never
-// counted against the method), instead of waiting in the servers' queues.
-//
 // Each call returns a new Config, whose sections the caller may change.
 func Standard() Config {
 	return Config{

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
-	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/discovery"
 	"github.com/bulwarkrpc/bulwark/fallback"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
@@ -24,8 +23,7 @@ func bulwarkGRPCSpec() Spec {
 		Bulwark:   true,
 		Balances:  true,
 		Config: "grpcclient.Standard() — attempt timeout 10s (sent to the server), total 30s, a breaker per method (>= 50 % failures of >= 20 calls in 30s, open 5s, 3 trials), " +
-			"a bulkhead of 256 per method, grpc-go's retry throttling (10 tokens, 0.1 per success) — plus what Standard says to add for a dependency that sheds load " +
-			"(an adaptive limit per method, bulkhead.AdaptiveConfig{InitialLimit: 4} under the ceiling of 256, and a breaker that waits for 100 calls) and for a method safe to repeat: " +
+			"a bulkhead of 256 per method, grpc-go's retry throttling (10 tokens, 0.1 per success) — plus what Standard says to add for a method safe to repeat: " +
 			"grpc-go's retry policy with grpcclient's defaults (3 attempts on UNAVAILABLE, backoff from 100ms), and a cached fallback of the last good reply. " +
 			"Balanced by grpcclient.DiscoveryDialOptions over a discovery.Static list of the endpoints: peak-EWMA power of two choices with outlier ejection (discovery's defaults), fed by each attempt's outcome.",
 		New: newBulwarkGRPC,
@@ -42,8 +40,6 @@ type bulwarkGRPC struct {
 func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
 	b := &bulwarkGRPC{}
 	cfg := grpcclient.Standard()
-	cfg.Bulkhead.Adaptive = &bulkhead.AdaptiveConfig{InitialLimit: 4}
-	cfg.Breaker.MinimumCalls = 100
 	cfg.Breaker.OnStateChange = b.br.observe
 	cfg.ServiceConfig.MethodConfig = []grpcclient.MethodConfig{{
 		Name:        []grpcclient.Name{{Service: "grpc.testing.TestService"}},
