@@ -140,7 +140,7 @@ func (b *Balancer) Pick(ctx context.Context, _ string, avoid string) (string, bu
 	} else {
 		start = b.since()
 		ep = s.twoChoices(avoid)
-		ep.outstanding.Add(1)
+		ep.started.Add(1)
 	}
 	return ep.addr, bulwark.NewPermit(b, ep, start), nil
 }
@@ -166,7 +166,6 @@ func (b *Balancer) Release(p bulwark.Permit, o bulwark.Outcome) {
 	}
 	ep.ended[o].Add(1)
 	if b.cfg.policy == PeakEWMA {
-		ep.outstanding.Add(-1)
 		if o != bulwark.Ignored { // no fact about the instance
 			now, ref := b.since(), 0.0
 			if o == bulwark.Failure {
@@ -243,7 +242,9 @@ func (b *Balancer) Status() []InstanceStatus {
 		out[i] = InstanceStatus{Instance: m.inst, Excluded: m.err}
 		if ep := m.ep; ep != nil {
 			out[i].Ejected, out[i].EjectedUntil, out[i].Ejections = ep.ejected, ep.until, ep.ejections
-			out[i].Outstanding = ep.outstanding.Load()
+			if b.cfg.policy == PeakEWMA {
+				out[i].Outstanding = ep.outstanding()
+			}
 			out[i].Successes = ep.ended[bulwark.Success].Load()
 			out[i].Failures = ep.ended[bulwark.Failure].Load()
 			out[i].Ignored = ep.ended[bulwark.Ignored].Load()
@@ -272,7 +273,7 @@ func (b *Balancer) update(insts []Instance) {
 		default:
 			ep := b.endpoints[inst.Addr]
 			if ep == nil {
-				ep = &endpoint{addr: inst.Addr}
+				ep = &endpoint{endpointCold: endpointCold{addr: inst.Addr}}
 				ep.pickOpts = b.inst.instanceOpts(inst.Addr, b.cfg.perInstance)
 			}
 			ep.inst, ep.weight = inst, max(inst.Weight, 1)
@@ -358,6 +359,7 @@ func (b *Balancer) rebuild() {
 	if !equal {
 		if b.cfg.policy == RoundRobin {
 			s.sched = schedule(weights)
+			s.cycle = newModulus(len(s.sched))
 		} else {
 			s.invWeight = make([]float64, len(weights))
 			for i, w := range weights {
@@ -365,9 +367,15 @@ func (b *Balancer) rebuild() {
 			}
 		}
 	}
-	// A random start, so that clients started together do not all begin
-	// on the same instance.
-	s.next.Store(rand.Uint64())
+	if b.cfg.policy == RoundRobin && len(s.eps) > 0 {
+		if s.sched == nil {
+			s.cycle = newModulus(len(s.eps))
+		}
+		// A random start, so that clients started together do not all
+		// begin on the same instance.
+		s.next.Store(rand.Uint32())
+		s.stripes = newStripes()
+	}
 	b.snap.Store(s)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,69 @@ func TestRoundRobinScalesHugeWeights(t *testing.T) {
 	}
 	if r := float64(got["a:1"]) / float64(got["b:1"]); r < 2.9 || r > 3.1 {
 		t.Fatalf("picks %v: a:1/b:1 = %.2f, want 3", got, r)
+	}
+}
+
+func TestRoundRobinGivesEachItsTurnForAnySize(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 5, 7, 10, 16, 31, 64, 100, 1000} {
+		addrs := make([]string, n)
+		for i := range addrs {
+			addrs[i] = "h" + strconv.Itoa(i) + ":1"
+		}
+		b := mustBalancer(t, still(insts(addrs...)), discovery.BalancerConfig{Policy: discovery.RoundRobin})
+		got := count(t, b, 3*n)
+		for _, addr := range addrs {
+			if got[addr] != 3 {
+				t.Fatalf("%d instances, %d picks: %s picked %d times, want 3", n, 3*n, addr, got[addr])
+			}
+		}
+	}
+}
+
+// Picks in parallel may take their turns in another order, but every
+// instance still gets its share, weighted.
+func TestRoundRobinSharesUnderConcurrentPicks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []discovery.Instance
+		want map[string]int
+	}{
+		{"equal", insts("a:1", "b:1", "c:1", "d:1"), map[string]int{"a:1": 10000, "b:1": 10000, "c:1": 10000, "d:1": 10000}},
+		{"weighted", []discovery.Instance{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 2}, {Addr: "c:1", Weight: 3}, {Addr: "d:1", Weight: 4}},
+			map[string]int{"a:1": 4000, "b:1": 8000, "c:1": 12000, "d:1": 16000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mustBalancer(t, still(tc.set), discovery.BalancerConfig{Policy: discovery.RoundRobin})
+			const goroutines, picks = 8, 5000
+			var mu sync.Mutex
+			got := map[string]int{}
+			var wg sync.WaitGroup
+			for range goroutines {
+				wg.Go(func() {
+					mine := map[string]int{}
+					for range picks {
+						addr, p, err := b.Pick(context.Background(), "svc", "")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mine[addr]++
+						p.Done(bulwark.Success)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for addr, n := range mine {
+						got[addr] += n
+					}
+				})
+			}
+			wg.Wait()
+			for addr, want := range tc.want {
+				if d := got[addr] - want; d < -100 || d > 100 {
+					t.Fatalf("picks %v: want %v, give or take 100", got, tc.want)
+				}
+			}
+		})
 	}
 }
 

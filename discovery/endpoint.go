@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/metric"
 )
@@ -12,23 +13,23 @@ import (
 // the update that brings it to the one that removes it: an update that
 // keeps the address keeps the endpoint, its latency estimate and its
 // ejection history.
+//
+// Its words fall in two parts: what picks only read or the Balancer writes
+// under its lock (endpointCold), and the counters every attempt writes
+// (endpointHot), alone on a cache line so that writing them never evicts
+// the other part from another core's cache.
 type endpoint struct {
+	endpointCold
+	_ [(cacheLine - unsafe.Sizeof(endpointCold{})%cacheLine) % cacheLine]byte
+	endpointHot
+}
+
+// cacheLine is the size of a cache line, in bytes, on the machines that
+// matter (amd64, and arm64 but for a few that have 128).
+const cacheLine = 64
+
+type endpointCold struct {
 	addr string
-
-	// Written by picks (PeakEWMA only) and releases.
-	outstanding atomic.Int64
-	consecutive atomic.Int64 // Failures in a row
-
-	// Attempts ended, by outcome, since the endpoint was made: cumulative,
-	// so that the picks counter they feed only grows.
-	ended [3]atomic.Uint64 // indexed by bulwark.Outcome
-
-	// The peak-EWMA estimate: cost in nanoseconds (float64 bits), as of
-	// stamp (Balancer.since). Zero cost: never observed. The two words are
-	// read and written apart; a torn read (a new cost with the old stamp)
-	// only decays the new cost a little more than due.
-	cost  atomic.Uint64
-	stamp atomic.Int64
 
 	// Under Balancer.mu.
 	inst      Instance
@@ -40,8 +41,38 @@ type endpoint struct {
 	returned  time.Time // end of the last ejection
 	judged    [2]uint64 // ended[Success], ended[Failure] at the last success-rate judgement
 	pickOpts  *[3]metric.ObserveOption
+}
 
-	_ [64]byte // keeps the next endpoint's hot words off this one's cache line
+// endpointHot fills one cache line. With endpointCold padded to whole
+// lines, an endpoint's size is a multiple of the line (256 bytes now), a
+// size class of the allocator's, whose objects all start on a line.
+type endpointHot struct {
+	// Attempts started (PeakEWMA only) and ended, by outcome, since the
+	// endpoint was made: cumulative, so that the picks counter they feed
+	// only grows. Those in flight are the difference, which spares a
+	// release a second atomic write.
+	started atomic.Uint64
+	ended   [3]atomic.Uint64 // indexed by bulwark.Outcome
+
+	consecutive atomic.Int64 // Failures in a row
+
+	// The peak-EWMA estimate: cost in nanoseconds (float64 bits), as of
+	// stamp (Balancer.since). Zero cost: never observed. The two words are
+	// read and written apart; a torn read (a new cost with the old stamp)
+	// only decays the new cost a little more than due.
+	cost  atomic.Uint64
+	stamp atomic.Int64
+
+	_ [cacheLine - 7*8]byte
+}
+
+// outstanding returns how many attempts are in flight on ep. Only
+// PeakEWMA counts starts: under RoundRobin it means nothing.
+func (ep *endpoint) outstanding() int64 {
+	// The ends first: an attempt ends after it starts, so starts read
+	// later are at least as many, and the difference is never negative.
+	ended := ep.ended[0].Load() + ep.ended[1].Load() + ep.ended[2].Load()
+	return int64(ep.started.Load() - ended)
 }
 
 // observe folds the latency of one attempt (nanoseconds) into the
@@ -91,16 +122,16 @@ const probing = 1e300
 // load returns the cost of picking ep, before weighting and before the
 // decay of its estimate since stamp, the time of its last observation.
 func (ep *endpoint) load() (load float64, stamp int64) {
-	out := float64(ep.outstanding.Load())
+	out := ep.outstanding()
 	cost := math.Float64frombits(ep.cost.Load())
 	stamp = ep.stamp.Load()
 	if cost == 0 {
 		if out == 0 {
 			return 0, stamp
 		}
-		return probing * (out + 1), stamp
+		cost = probing
 	}
-	return cost * (out + 1), stamp
+	return cost * float64(out+1), stamp
 }
 
 // latency returns the estimate decayed to now.
@@ -113,12 +144,11 @@ func (ep *endpoint) latency(now int64, rate float64) time.Duration {
 // times far shorter than DecayTime, where a cubic is exact to 1e-7 and
 // several times cheaper than math.Exp.
 func decay(td int64, rate float64) float64 {
-	if td <= 0 {
-		return 1
-	}
-	x := float64(td) * rate
+	x := float64(max(td, 0)) * rate
 	if x < 0.01 {
-		return 1 - x*(1-x*(0.5-x/6))
+		// 1 - x + x²/2 - x³/6, in terms that do not wait on each other,
+		// and with no division, which is slow.
+		return (1 - x) + x*x*(0.5-x*(1.0/6))
 	}
 	return math.Exp(-x)
 }
