@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -198,8 +199,27 @@ func TestStreamTimeout(t *testing.T) {
 	if !errors.Is(err, timeout.ErrTimeout) {
 		t.Fatalf("got %v, want it to match timeout.ErrTimeout", err)
 	}
+	// grpc-go may hand Recv its error before its OnFinish callbacks, which
+	// release the stream, have run on the goroutine that ended it.
+	settled(t, func() bool {
+		return ic.Bulkheads().InFlight(outMethod) == 0 && ic.Breakers().Counts(outMethod).Failures == 1
+	})
 	held(t, ic, outMethod, 0)
 	counts(t, ic, outMethod, 0, 1, 0)
+}
+
+// settled waits, without sleeping and for 10s at most, until cond holds:
+// for what another goroutine finishes a moment after the call under test
+// returned.
+func settled(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("the condition did not hold within 10s")
+		}
+		runtime.Gosched()
+	}
 }
 
 func TestStreamRefused(t *testing.T) {
