@@ -111,8 +111,10 @@ func TestOverHTTPTheSlowInstanceGetsLessTraffic(t *testing.T) {
 		}
 	}
 	fast0, fast1, slowHits := f.hits[0].Load(), f.hits[1].Load(), f.hits[2].Load()
-	if slowHits*10 > calls || fast0 < calls/4 || fast1 < calls/4 {
-		t.Fatalf("hits: fast %d and %d, slow %d; want under 10%% on the slow one", fast0, fast1, slowHits)
+	// Each fast instance gets a share, not necessarily half: on a busy
+	// machine a fast instance that stalls once looks slow for a while.
+	if slowHits*10 > calls || fast0 < calls/10 || fast1 < calls/10 {
+		t.Fatalf("hits: fast %d and %d, slow %d; want under 10%% on the slow one, at least 10%% on each fast one", fast0, fast1, slowHits)
 	}
 	if st := status(t, b, strings.TrimPrefix(f.servers[2].URL, "http://")); st.Latency < 10*time.Millisecond {
 		t.Fatalf("slow instance's estimate: %v, want about 50ms", st.Latency)
