@@ -34,7 +34,10 @@ const (
 	PeakEWMA Policy = iota
 	// RoundRobin picks the instances in turn, each in proportion to its
 	// weight, the turns of different weights interleaved. It reads no
-	// clock.
+	// clock. Picks made one after another follow one order; once picks
+	// on several cores contend, goroutines take turns on separate
+	// stripes of the cycle, so the order across goroutines is no longer
+	// strict, while each instance keeps its weighted share.
 	RoundRobin
 )
 
