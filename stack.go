@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -236,9 +237,11 @@ func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
 // attempt deadline or at total, whichever comes first. avoid is the
 // endpoint the call's previous attempt went to (Attempt.Endpoint; "" for
 // the first): with a Picker, the attempt goes elsewhere when it can. With
-// a Picker, an instance whose guards refuse the attempt (its breaker open,
-// its bulkhead full) is passed over for another, up to three instances in
-// all; the last refusal is returned if none admits it.
+// a Picker, an instance whose guards refuse the attempt at once (its
+// breaker open, its bulkhead full) is passed over for another, up to three
+// instances in all; the last refusal is returned if none admits it, if the
+// Picker names an instance refused already, or if the refusal came after a
+// wait (see Waiter).
 func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid string, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {
 		return ErrAttemptInUse
@@ -260,34 +263,41 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 		}
 	} else {
 		// The guards inside keep their state per endpoint: when one of
-		// them refuses the instance picked (its breaker is open, its
-		// bulkhead full), another instance may well be admitted. The
+		// them refuses the instance picked at once (its breaker is open,
+		// its bulkhead full), another instance may well be admitted. The
 		// refused pick ends Ignored, as it never started: the balancer
-		// learns nothing of the instance from it.
-		var err error
-		for range maxPicks {
-			var addr string
-			var p Permit
-			if addr, p, err = s.picker.Pick(ctx, key, avoid); err != nil {
+		// learns nothing of the instance from it. A refusal that came
+		// after a wait (see Waiter) is the answer: the wait was spent.
+		var refused [maxPicks]string
+		var refusal error // the last refusal, when another pick follows it
+		for i := range maxPicks {
+			addr, p, err := s.picker.Pick(ctx, key, avoid)
+			if err != nil {
+				if refusal != nil {
+					return refusal
+				}
 				return err
+			}
+			if slices.Contains(refused[:i], addr) { // nothing new to try
+				p.Done(Ignored)
+				return refusal
 			}
 			a.put(p)
 			a.endpoint = addr
-			if err = s.enterGuards(ctx, addr, a); err == nil || !errors.Is(err, ErrRejected) {
+			err = s.enterGuards(ctx, addr, a)
+			if err == nil {
 				break
 			}
+			if !errors.Is(err, ErrRejected) || waited(err) || i == maxPicks-1 {
+				return err
+			}
 			a.release(Ignored)
-			a.endpoint, avoid = "", addr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	for i := range a.n {
-		if st, ok := a.at(i).guard.(Starter); ok {
-			*a.at(i) = st.Started(*a.at(i))
+			clear(a.extra) // release counted a.n down; the spill-over is empty again
+			a.extra = a.extra[:0]
+			a.endpoint, avoid, refused[i], refusal = "", addr, addr, err
 		}
 	}
+	a.restart()
 	if s.timeout != nil {
 		a.ctx, a.cancel = s.timeout.WithAttemptUntil(ctx, total)
 	}
@@ -296,9 +306,46 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 	return nil
 }
 
+// restart tells every Starter among a's guards that the attempt starts now.
+func (a *Attempt) restart() {
+	for i := range a.n {
+		if st, ok := a.at(i).guard.(Starter); ok {
+			*a.at(i) = st.Started(*a.at(i))
+		}
+	}
+}
+
+// Restart tells the guards of an entered attempt that keep a clock (a
+// breaker's slow-call threshold) that the attempt really starts now. Enter
+// does so once every guard of its Stack has admitted the attempt; call
+// Restart when the attempt then waited for something else before it could
+// start — the admission of another Stack, as a stream judged by a breaker
+// in one Stack and held by a bulkhead in another — so that the wait is not
+// charged to the endpoint. It must not run concurrently with Done.
+func (a *Attempt) Restart() {
+	if a.stack != nil && !a.ended.Load() {
+		a.restart()
+	}
+}
+
 // maxPicks is how many instances an attempt over a Picker asks the guards
 // to admit before it takes the refusal for an answer.
 const maxPicks = 3
+
+// A Waiter is a refusal that may have come after the attempt waited for
+// admission (a bulkhead's queue): Waited reports whether it did. An
+// attempt over a Picker passes a refused instance over for another only
+// when the refusal came at once; a wait already spent is not spent again
+// elsewhere.
+type Waiter interface {
+	Waited() bool
+}
+
+// waited reports whether err is a refusal that came after a wait.
+func waited(err error) bool {
+	var w Waiter
+	return errors.As(err, &w) && w.Waited()
+}
 
 // enterGuards enters every guard on key, outermost first, putting their
 // permits in a.

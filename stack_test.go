@@ -627,3 +627,100 @@ func TestRefusedInstanceIsPassedOver(t *testing.T) {
 		t.Fatalf("journal %s: %d picks, want 3", j, n)
 	}
 }
+
+// holding admits every attempt and counts the permits it holds.
+type holding struct{ held atomic.Int64 }
+
+func (g *holding) Enter(context.Context, string) (bulwark.Permit, error) {
+	g.held.Add(1)
+	return bulwark.NewPermit(g, g, 0), nil
+}
+func (g *holding) Release(bulwark.Permit, bulwark.Outcome) { g.held.Add(-1) }
+
+// waitedRefusal is a refusal after a wait, as a bulkhead's after MaxWait.
+type waitedRefusal struct{}
+
+func (waitedRefusal) Error() string        { return "refused after a wait" }
+func (waitedRefusal) Is(target error) bool { return target == bulwark.ErrRejected }
+func (waitedRefusal) Waited() bool         { return true }
+
+// refuseOnce refuses the first attempt it sees with err, then admits.
+type refuseOnce struct {
+	holding
+	err   error
+	calls atomic.Int32
+}
+
+func (g *refuseOnce) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
+	if g.calls.Add(1) == 1 {
+		return bulwark.Permit{}, g.err
+	}
+	return g.holding.Enter(ctx, key)
+}
+
+// Passing over a refused instance loses no permit, however many guards
+// (more than an Attempt keeps inline) were entered before the refusal; a
+// refusal that came after a wait is the answer; a Picker that names a
+// refused instance again ends the search.
+func TestPassingOverLosesNothingAndStops(t *testing.T) {
+	t.Run("many guards", func(t *testing.T) {
+		gs := []*holding{{}, {}, {}, {}}
+		last := &refuseOnce{err: bulwark.RejectionError("full")}
+		picker := &pickRR{addrs: []string{"a:80", "b:80"}, journal: &journal{}}
+		s := newStack(t, bulwark.Config{Picker: picker, Guards: []bulwark.Guard{gs[0], gs[1], gs[2], gs[3], last}})
+		var a bulwark.Attempt
+		if err := s.Enter(context.Background(), "svc", &a); err != nil {
+			t.Fatal(err)
+		}
+		a.Done(bulwark.Success)
+		for i, g := range append(gs, &last.holding) {
+			if n := g.held.Load(); n != 0 {
+				t.Errorf("guard %d holds %d permits after Done, want 0", i, n)
+			}
+		}
+	})
+	t.Run("refused after a wait", func(t *testing.T) {
+		j := &journal{}
+		g := &refuseOnce{err: waitedRefusal{}}
+		s := newStack(t, bulwark.Config{Picker: &pickRR{addrs: []string{"a:80", "b:80"}, journal: j}, Guards: []bulwark.Guard{g}})
+		var a bulwark.Attempt
+		if err := s.Enter(context.Background(), "svc", &a); !errors.Is(err, waitedRefusal{}) {
+			t.Fatalf("Enter = %v, want the refusal that came after a wait", err)
+		}
+		if got := j.String(); got != "pick(svc)=a:80 pick:ignored" {
+			t.Fatalf("journal %q, want one pick only", got)
+		}
+	})
+	t.Run("the same instance again", func(t *testing.T) {
+		j := &journal{}
+		brk := &refuseKeys{recorder: recorder{name: "breaker", journal: j}, refused: map[string]bool{"a:80": true}}
+		s := newStack(t, bulwark.Config{Picker: &pickRR{addrs: []string{"a:80"}, journal: j}, Guards: []bulwark.Guard{brk}})
+		var a bulwark.Attempt
+		if err := s.Enter(context.Background(), "svc", &a); !errors.Is(err, bulwark.ErrRejected) {
+			t.Fatalf("Enter = %v, want the instance's refusal", err)
+		}
+		want := "pick(svc)=a:80 breaker:refuse(a:80) pick:ignored pick(svc)=a:80 pick:ignored"
+		if got := j.String(); got != want {
+			t.Fatalf("journal:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// Restart tells the Starters of an entered attempt again, and an ended
+// attempt's not at all.
+func TestRestartTellsTheStartersAgain(t *testing.T) {
+	j := &journal{}
+	st := &starter{recorder{name: "breaker", journal: j}}
+	s := newStack(t, bulwark.Config{Guards: []bulwark.Guard{st}})
+	var a bulwark.Attempt
+	if err := s.Enter(context.Background(), "k", &a); err != nil {
+		t.Fatal(err)
+	}
+	a.Restart()
+	a.Done(bulwark.Success)
+	a.Restart()
+	want := "breaker:enter(k) breaker:started breaker:started breaker:success"
+	if got := j.String(); got != want {
+		t.Fatalf("journal:\n got %s\nwant %s", got, want)
+	}
+}

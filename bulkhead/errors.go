@@ -67,6 +67,13 @@ type FullError struct {
 	maxWait time.Duration // for the message
 }
 
+// Waited reports whether the attempt waited in the queue before it was
+// refused (Reason is ReasonMaxWait): see bulwark.Waiter. An attempt over
+// a Picker is then not sent to another instance to wait again.
+func (e *FullError) Waited() bool { return e.Reason == ReasonMaxWait }
+
+var _ bulwark.Waiter = (*FullError)(nil)
+
 // Error returns, for example, `bulkhead: full: key "api", limit 8, queue full`.
 func (e *FullError) Error() string {
 	msg := "bulkhead: full: "

@@ -55,12 +55,19 @@ func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, c
 			return nil, err
 		}
 	}
+	held := false
+	defer func() {
+		if !held { // the bulkhead refused the stream, or panicked
+			s.judge.Done(bulwark.Ignored) // a zero Attempt's Done does nothing
+		}
+	}()
 	if err := ic.streams.EnterBy(ctx, key, time.Time{}, "", &s.a); err != nil {
-		s.judge.Done(bulwark.Ignored) // a zero Attempt's Done does nothing
 		err = ic.rej.refused(err)
 		endSpan(s.span, bulwark.Ignored, err)
 		return nil, err
 	}
+	held = true
+	s.judge.Restart() // a wait in the bulkhead's queue is not the endpoint's time
 	// A copy of opts with room for one more: the caller's slice is never
 	// written to.
 	opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(s.finish))

@@ -319,3 +319,58 @@ func TestLongStreamsCloseTheBreakerWhenTheyAnswer(t *testing.T) {
 	}
 	held(t, ic, outMethod, 4)
 }
+
+// The time a stream waits in the bulkhead's queue is not the endpoint's:
+// a stream that queued longer than the breaker's slow-call threshold and
+// then answered at once is a success.
+func TestStreamQueueTimeIsNotSlowness(t *testing.T) {
+	srv := newServer(t, nil)
+	const slow = 50 * time.Millisecond
+	client, ic := dial(t, srv.addr, grpcclient.Config{
+		Breaker:  &breaker.Config{MinimumCalls: 1000, SlowCallThreshold: slow},
+		Bulkhead: &bulkhead.Config{Limit: 1, MaxQueue: 1, MaxWait: 10 * time.Second},
+	})
+	first, err := client.FullDuplexCall(wait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := &testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("x")}}
+	if err := first.Send(ping); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Recv(); err != nil { // answered: judged at once
+		t.Fatal(err)
+	}
+	type opened struct {
+		s   testpb.TestService_FullDuplexCallClient
+		err error
+	}
+	next := make(chan opened, 1)
+	go func() {
+		s, err := client.FullDuplexCall(wait(t))
+		next <- opened{s, err}
+	}()
+	settled(t, func() bool { return ic.Bulkheads().Queued(duplexMethod) == 1 })
+	<-time.After(2 * slow) // the queued stream waits past the threshold: the subject of the test
+	if err := first.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Recv(); err != io.EOF {
+		t.Fatalf("first stream: %v, want io.EOF", err)
+	}
+	o := <-next
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if err := o.s.Send(ping); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.s.Recv(); err != nil { // answers at once: judged here
+		t.Fatal(err)
+	}
+	counts(t, ic, duplexMethod, 2, 0, 0)
+	_ = o.s.CloseSend()
+	if _, err := o.s.Recv(); err != io.EOF {
+		t.Fatalf("second stream: %v, want io.EOF", err)
+	}
+}
