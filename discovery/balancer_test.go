@@ -3,6 +3,7 @@ package discovery_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -137,19 +138,31 @@ func TestRoundRobinGivesEachItsTurnForAnySize(t *testing.T) {
 }
 
 // Picks in parallel may take their turns in another order, but every
-// instance still gets its share, weighted.
+// instance still gets its share, weighted: as the picks come, and striped
+// (as contending picks switch to), where each stripe goes round the whole
+// cycle and is off by a turn or two at most.
 func TestRoundRobinSharesUnderConcurrentPicks(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		set  []discovery.Instance
-		want map[string]int
-	}{
-		{"equal", insts("a:1", "b:1", "c:1", "d:1"), map[string]int{"a:1": 10000, "b:1": 10000, "c:1": 10000, "d:1": 10000}},
-		{"weighted", []discovery.Instance{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 2}, {Addr: "c:1", Weight: 3}, {Addr: "d:1", Weight: 4}},
-			map[string]int{"a:1": 4000, "b:1": 8000, "c:1": 12000, "d:1": 16000}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	type tcase struct {
+		name    string
+		set     []discovery.Instance
+		want    map[string]int
+		striped bool
+	}
+	var cases []tcase
+	for _, striped := range []bool{false, true} {
+		cases = append(cases,
+			tcase{"equal", insts("a:1", "b:1", "c:1", "d:1"), map[string]int{"a:1": 10000, "b:1": 10000, "c:1": 10000, "d:1": 10000}, striped},
+			tcase{"weighted", []discovery.Instance{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 2}, {Addr: "c:1", Weight: 3}, {Addr: "d:1", Weight: 4}},
+				map[string]int{"a:1": 4000, "b:1": 8000, "c:1": 12000, "d:1": 16000}, striped})
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/striped=%v", tc.name, tc.striped), func(t *testing.T) {
 			b := mustBalancer(t, still(tc.set), discovery.BalancerConfig{Policy: discovery.RoundRobin})
+			slack := 100
+			if tc.striped {
+				discovery.Stripe(b)
+				slack = 40
+			}
 			const goroutines, picks = 8, 5000
 			var mu sync.Mutex
 			got := map[string]int{}
@@ -175,8 +188,8 @@ func TestRoundRobinSharesUnderConcurrentPicks(t *testing.T) {
 			}
 			wg.Wait()
 			for addr, want := range tc.want {
-				if d := got[addr] - want; d < -100 || d > 100 {
-					t.Fatalf("picks %v: want %v, give or take 100", got, tc.want)
+				if d := got[addr] - want; d < -slack || d > slack {
+					t.Fatalf("picks %v: want %v, give or take %d", got, tc.want, slack)
 				}
 			}
 		})
