@@ -94,19 +94,15 @@ func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, c
 // of a deadline of ours; grpc-go tells it when the stream ends.
 type clientStream struct {
 	grpc.ClientStream
-	a        bulwark.Attempt // the stream's life: the bulkhead and StreamTimeout
-	judge    bulwark.Attempt // the stream's start: the breaker
-	answered atomic.Bool     // judge has been told
-	span     trace.Span
-	ended    atomic.Bool
+	a     bulwark.Attempt // the stream's life: the bulkhead and StreamTimeout
+	judge bulwark.Attempt // the stream's start: the breaker
+	span  trace.Span
+	ended atomic.Bool
 }
 
-// answer tells the breaker the stream answered, the first time.
-func (s *clientStream) answer() {
-	if !s.answered.Load() && s.answered.CompareAndSwap(false, true) {
-		s.judge.Done(bulwark.Success)
-	}
-}
+// answer tells the breaker the stream answered; only the judge's first
+// Done counts (Attempt.Done is exactly-once, safe from any goroutine).
+func (s *clientStream) answer() { s.judge.Done(bulwark.Success) }
 
 // finish ends the stream's attempt with the stream's status, err (nil for
 // success), once. grpc-go calls it through grpc.OnFinish.
@@ -116,9 +112,7 @@ func (s *clientStream) finish(err error) {
 	}
 	settle(s.a.Context(), err)
 	o, err := s.a.Finish(err)
-	if s.answered.CompareAndSwap(false, true) {
-		s.judge.Done(o)
-	}
+	s.judge.Done(o) // no effect if the stream answered before
 	endSpan(s.span, o, ours(err))
 }
 
@@ -128,9 +122,7 @@ func (s *clientStream) abort() {
 		return
 	}
 	s.a.Done(bulwark.Failure)
-	if s.answered.CompareAndSwap(false, true) {
-		s.judge.Done(bulwark.Failure)
-	}
+	s.judge.Done(bulwark.Failure)
 	endSpan(s.span, bulwark.Failure, errNotReturned)
 }
 
