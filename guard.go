@@ -42,6 +42,13 @@ func (p Permit) Ref() any { return p.ref }
 // Start returns the start given to NewPermit.
 func (p Permit) Start() int64 { return p.start }
 
+// WithStart returns p with start in place of its own: what a Starter's
+// Started returns for an attempt that starts later than it was admitted.
+func (p Permit) WithStart(start int64) Permit {
+	p.start = start
+	return p
+}
+
 // Done reports how the attempt ended to the guard that admitted it. Call it
 // exactly once per Permit; Permit alone cannot tell a second call (Attempt
 // can, and makes a second Done a no-op).

@@ -122,6 +122,7 @@ type Stack struct {
 	timeout    *timeout.Timeout
 	retry      Wrapper
 	guards     []Guard
+	starters   []int // the indexes of the Starters in guards
 	classify   Classifier
 	idempotent bool
 }
@@ -144,6 +145,11 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if s.classify == nil {
 		s.classify = ClassifyError
+	}
+	for i, g := range s.guards {
+		if _, ok := g.(Starter); ok {
+			s.starters = append(s.starters, i)
+		}
 	}
 	return s, nil
 }
@@ -210,7 +216,10 @@ func (a *Attempt) Endpoint() string { return a.endpoint }
 // A Starter is a Guard that wants to know when the attempt it admitted
 // really starts: after every guard inside it admitted it too (a bulkhead
 // queue may have made it wait). The breaker's slow-call clock starts there,
-// so that time spent queued is never charged to the endpoint.
+// so that time spent queued is never charged to the endpoint. A Stack
+// tells the Starters among its Config.Guards, and a Picker's Permit whose
+// guard is one: a Guard that hands out other guards' Permits (one guard
+// per key) is told only if it is a Starter itself.
 type Starter interface {
 	Guard
 	// Started returns p, updated for an attempt starting now.
@@ -308,10 +317,16 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 
 // restart tells every Starter among a's guards that the attempt starts now.
 func (a *Attempt) restart() {
-	for i := range a.n {
-		if st, ok := a.at(i).guard.(Starter); ok {
-			*a.at(i) = st.Started(*a.at(i))
+	s, first := a.stack, 0
+	if s.picker != nil {
+		first = 1 // the pick's Permit comes before the guards'
+		if st, ok := a.permits[0].guard.(Starter); ok {
+			a.permits[0] = st.Started(a.permits[0])
 		}
+	}
+	for _, i := range s.starters {
+		p := a.at(first + i)
+		*p = s.guards[i].(Starter).Started(*p)
 	}
 }
 

@@ -117,9 +117,10 @@ type trial struct {
 // recovered. It implements bulwark.Guard and ignores the key given to Enter.
 // A Breaker is safe for concurrent use. Build it with New.
 type Breaker struct {
-	cb  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	cfg *shared
-	key string
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cfg  *shared
+	slow time.Duration // cfg.slow, on the line every attempt reads
+	key  string
 
 	// Written under gobreaker's lock, in record; read anywhere.
 	state     atomic.Uint32 // a State
@@ -173,7 +174,7 @@ func New(cfg Config) (*Breaker, error) {
 }
 
 func newBreaker(s *shared, key string) *Breaker {
-	b := &Breaker{cfg: s, key: key}
+	b := &Breaker{cfg: s, slow: s.slow, key: key}
 	b.trialDue.Store(noTrial)
 	keyAttr := attribute.String("bulwark.key", key)
 	b.keyAttr = keyAttr
@@ -240,7 +241,7 @@ func (b *Breaker) enter() (bulwark.Permit, error) {
 		b.deliver()
 	}
 	var start int64 // after OnStateChange: its time is not the call's
-	if b.cfg.slow > 0 {
+	if b.slow > 0 {
 		start = b.cfg.since()
 	}
 	return bulwark.NewPermit(b, ref, start), nil
@@ -267,10 +268,10 @@ func (b *Breaker) refuse(err error) error {
 // in a bulkhead is not the endpoint's. bulwark.Stack calls it (the breaker
 // is a bulwark.Starter); without a SlowCallThreshold it returns p as is.
 func (b *Breaker) Started(p bulwark.Permit) bulwark.Permit {
-	if b.cfg.slow <= 0 {
+	if b.slow <= 0 {
 		return p
 	}
-	return bulwark.NewPermit(b, p.Ref(), b.cfg.since())
+	return p.WithStart(b.cfg.since())
 }
 
 // Release reports how the attempt that p admitted ended. A Success slower
@@ -290,7 +291,7 @@ func (b *Breaker) Release(p bulwark.Permit, o bulwark.Outcome) {
 	default:
 		return
 	}
-	if o == bulwark.Success && b.cfg.slow > 0 && time.Duration(b.cfg.since()-p.Start()) > b.cfg.slow {
+	if o == bulwark.Success && b.slow > 0 && time.Duration(b.cfg.since()-p.Start()) > b.slow {
 		o = bulwark.Failure
 	}
 	done(errOf(o))

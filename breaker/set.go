@@ -55,6 +55,15 @@ func (s *Set) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
 	return s.keys.Get(key).enter()
 }
 
+// Started restarts p's slow-call clock, as Breaker.Started does: the Set
+// is a bulwark.Starter for the Permits of its breakers.
+func (s *Set) Started(p bulwark.Permit) bulwark.Permit {
+	if s.cfg.slow <= 0 {
+		return p
+	}
+	return p.WithStart(s.cfg.since())
+}
+
 // Release reports how the attempt that p admitted ended, to the breaker of
 // its key. Callers call p.Done instead; p must come from s.Enter.
 func (s *Set) Release(p bulwark.Permit, o bulwark.Outcome) {

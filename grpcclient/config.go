@@ -159,7 +159,8 @@ type CacheConfig struct {
 //     at once (ResourceExhausted, never counted against the method);
 //   - ServiceConfig: grpc-go's retry throttling of 10 tokens and 0.1 per
 //     success, and no retry policy: add one to the MethodConfig of the
-//     methods that are safe to repeat;
+//     methods that are safe to repeat (until then the throttle, which
+//     would do nothing, is left out of the service config);
 //   - no hedging and no fallback: set them per method in Methods; hedges
 //     draw on a Budget of 20 % of calls plus 10 per second.
 //

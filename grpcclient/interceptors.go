@@ -80,11 +80,18 @@ func New(cfg Config) (*Interceptors, error) {
 		if err != nil {
 			return nil, err
 		}
-		js, err := jsonOf(doc)
-		if err != nil {
-			return nil, err
+		if maxAttempts == 0 {
+			// grpc-go throttles retries alone: with no retry policy the
+			// throttle would do nothing but take its lock on every call.
+			doc.RetryThrottling = nil
 		}
-		ic.serviceConfig, ic.maxAttempts = js, maxAttempts
+		if doc.LoadBalancingConfig != nil || doc.MethodConfig != nil || doc.RetryThrottling != nil {
+			js, err := jsonOf(doc)
+			if err != nil {
+				return nil, err
+			}
+			ic.serviceConfig, ic.maxAttempts = js, maxAttempts
+		}
 	}
 	ok := false
 	defer func() {
@@ -313,7 +320,9 @@ func (ic *Interceptors) DialOptions() []grpc.DialOption {
 }
 
 // ServiceConfig returns the JSON service config of Config.ServiceConfig;
-// "" without one.
+// "" without one, or when it would change nothing. Its RetryThrottling is
+// left out while no MethodConfig has a RetryPolicy: grpc-go throttles
+// retries alone, and its throttle costs every call a lock.
 func (ic *Interceptors) ServiceConfig() string { return ic.serviceConfig }
 
 // Breakers returns the breakers, one per key (see Config.Key), to read

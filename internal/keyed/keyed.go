@@ -12,13 +12,23 @@
 // Unlike an exact LRU list, a lookup of a present key takes no lock and writes
 // nothing shared unless the key's mark was clear: it is on every attempt's
 // path, twice (breaker and bulkhead).
+//
+// Before the map, a lookup tries a small direct-mapped table of recently
+// used entries, one slot per hash of the key: one load and a comparison,
+// where the map walks several levels of nodes. Between two calls over the
+// network those nodes have left the processor's caches, and each level is
+// a miss.
 package keyed
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
+
+// hotSlots is the size of the table of recent entries (a power of two).
+const hotSlots = 32
 
 // Set maps keys to values made on first use. It is safe for concurrent use.
 type Set[V any] struct {
@@ -31,12 +41,16 @@ type Set[V any] struct {
 	mu   sync.Mutex
 	ring []*entry[V]
 	hand int
+
+	seed maphash.Seed
+	hot  [hotSlots]atomic.Pointer[entry[V]] // recent entries, by hash of key
 }
 
 type entry[V any] struct {
-	key  string
-	v    V
-	used atomic.Bool
+	key     string
+	v       V
+	used    atomic.Bool
+	evicted atomic.Bool // set before the entry leaves the map: a hot slot may still hold it
 }
 
 // New returns a Set holding at most size keys. build makes the value of a
@@ -49,20 +63,26 @@ func New[V any](size int, build func(key string) V, onEvict func(key string, v V
 	if size <= 0 {
 		return nil, fmt.Errorf("keyed: size %d, want > 0", size)
 	}
-	return &Set[V]{build: build, onEvict: onEvict, busy: busy, size: size, ring: make([]*entry[V], 0, min(size, 64))}, nil
+	return &Set[V]{build: build, onEvict: onEvict, busy: busy, size: size, ring: make([]*entry[V], 0, min(size, 64)), seed: maphash.MakeSeed()}, nil
 }
 
 // Get returns the value of key, making it on first use. Two racing first
 // uses of one key both get the value that was stored first.
 func (s *Set[V]) Get(key string) V {
-	if e, ok := s.m.Load(key); ok {
-		e := e.(*entry[V])
-		if !e.used.Load() {
-			e.used.Store(true)
+	slot := &s.hot[maphash.String(s.seed, key)&(hotSlots-1)]
+	e := slot.Load()
+	if e == nil || e.key != key || e.evicted.Load() {
+		m, ok := s.m.Load(key)
+		if !ok {
+			return s.add(key)
 		}
-		return e.v
+		e = m.(*entry[V])
+		slot.Store(e) // an entry evicted meanwhile is flagged: the next lookup passes it by
 	}
-	return s.add(key)
+	if !e.used.Load() {
+		e.used.Store(true)
+	}
+	return e.v
 }
 
 func (s *Set[V]) add(key string) V {
@@ -87,6 +107,7 @@ func (s *Set[V]) add(key string) V {
 			s.hand = (s.hand + 1) % s.size
 		}
 		victim = s.ring[s.hand]
+		victim.evicted.Store(true)
 		s.m.Delete(victim.key)
 		s.ring[s.hand] = fresh
 		s.hand = (s.hand + 1) % s.size

@@ -171,3 +171,22 @@ func TestBusyKeysAreSpared(t *testing.T) {
 		t.Fatalf("Len = %d with every key busy, want the bound, 2", n)
 	}
 }
+
+// An evicted key's entry may linger in the table of recent entries: a
+// lookup must pass it by and make the key anew, as the map no longer holds
+// it.
+func TestEvictedKeyIsMadeAnew(t *testing.T) {
+	built := 0
+	s, _ := keyed.New(1, func(k string) string { built++; return fmt.Sprint(k, built) }, nil, nil)
+	first := s.Get("a")
+	if again := s.Get("a"); again != first { // now a recent entry
+		t.Fatalf("Get(a) = %q, then %q", first, again)
+	}
+	s.Get("b") // evicts a
+	if got := s.Get("a"); got == first {
+		t.Fatalf("Get(a) after its eviction = %q, the evicted value; want a new one", got)
+	}
+	if _, ok := s.Peek("b"); ok {
+		t.Fatal("b is still held; the set's size is 1")
+	}
+}
