@@ -289,8 +289,9 @@ func requestKey(method string, req proto.Message) string {
 // DialOptions validates cfg and returns what grpc.NewClient needs to run
 // every call through cfg's policies: the unary and stream interceptors
 // (chained, so that interceptors given after them run inside, once per
-// attempt) and, with cfg.ServiceConfig, the default service config. An
-// invalid field is an error naming it.
+// attempt) and, with cfg.ServiceConfig, the default service config (see
+// Interceptors.ServiceConfig for what is left out of it). An invalid field
+// is an error naming it.
 //
 // The Interceptors made here cannot be closed: their gauges are observed
 // as long as the MeterProvider lives. Use New and Interceptors.DialOptions
@@ -304,7 +305,7 @@ func DialOptions(cfg Config) ([]grpc.DialOption, error) {
 }
 
 // DialOptions returns the interceptors, and the service config when there
-// is one, as options for grpc.NewClient.
+// is one (see ServiceConfig), as options for grpc.NewClient.
 func (ic *Interceptors) DialOptions() []grpc.DialOption {
 	opts := []grpc.DialOption{
 		grpc.WithChainUnaryInterceptor(ic.UnaryClientInterceptor()),
