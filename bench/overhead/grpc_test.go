@@ -22,8 +22,8 @@ import (
 // loopback server: bare (twice: the difference is the measurement's
 // noise), under a bare context.WithTimeout (the deadline is sent to the
 // server), through bulwark's Standard interceptors, and through
-// failsafe-go's interceptor with retry, breaker, bulkhead and timeout,
-// alone and under a bare context.WithTimeout.
+// failsafe-go's interceptor with retry, breaker, bulkhead and timeout;
+// both stacks alone and under a caller's context.WithTimeout.
 // All share one connection, whose interceptor hands each call to the
 // interceptor its variant's CallOption names: given connections of their
 // own, two bare variants differed by up to ~0.9 µs with the order in which
@@ -64,25 +64,27 @@ func grpcVariants(tb testing.TB) []variant {
 		bulkhead.New[any](256),
 		timeout.New[any](10*time.Second),
 	)
-	bare, viaFailsafe := call(nil), call(fs)
+	bare, viaBulwark, viaFailsafe := call(nil), call(ic.UnaryClientInterceptor()), call(fs)
+	underDeadline := func(call func(context.Context) error) func(context.Context) error {
+		return func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return call(ctx)
+		}
+	}
 	return []variant{
 		{"bare", bare},
 		{"bare-again", call(nil)},
-		{"timeout", func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return bare(ctx)
-		}},
-		{"bulwark", call(ic.UnaryClientInterceptor())},
+		{"timeout", underDeadline(bare)},
+		{"bulwark", viaBulwark},
 		{"failsafe", viaFailsafe},
-		// failsafe-go's timeout cancels the call's context from a timer:
-		// no deadline reaches the server. A deadline under it is what a
-		// caller adds for the server to know.
-		{"failsafe+deadline", func(ctx context.Context) error {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return viaFailsafe(ctx)
-		}},
+		// Both stacks under a caller's deadline, as in a server handling
+		// a request. failsafe-go's timeout cancels the call's context from
+		// a timer: no deadline of its own reaches the server, the caller's
+		// is how the server learns one. bulwark's attempt deadline, no
+		// earlier than the caller's here, sets no timer of its own.
+		{"bulwark+deadline", underDeadline(viaBulwark)},
+		{"failsafe+deadline", underDeadline(viaFailsafe)},
 	}
 }
 
