@@ -353,3 +353,55 @@ func TestPanicInPrimaryPropagates(t *testing.T) {
 		})
 	}
 }
+
+// The first caller of a coalesced call leaves while the call is in
+// flight: it gets its own cancellation and no fallback, while a caller
+// that joined the call still gets the call's answer, or the cache's when
+// the call fails; and the one call is all the server sees.
+func TestCoalescedLeaderLeavingFailsNoFollower(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		want   string
+		source fallback.Source
+	}{{"server-answers", 0, "v1", fallback.SourceCall}, {"server-fails-stale-served", 503, "stale", fallback.SourceCacheStale}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			to, err := timeout.New(timeout.Config{Total: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := mustCache(t, fallback.CacheConfig[string]{})
+			c.Store(context.Background(), "k", "stale")
+			p := mustPipeline(t, bulwark.PipelineConfig[string]{Stack: mustStack(t, bulwark.Config{Timeout: to}), Fallback: c, Coalesce: true})
+			s.hold.Store(true)
+
+			leaderCtx, leave := context.WithCancel(context.Background())
+			defer leave()
+			type answer struct {
+				v   string
+				n   fallback.Note
+				err error
+			}
+			leader, follower := make(chan answer, 1), make(chan answer, 1)
+			go func() { v, n, err := do(p, leaderCtx, s, "k"); leader <- answer{v, n, err} }()
+			<-s.arrived // the one call reached the server
+			joined := waitCounter{Context: context.Background(), waiting: new(atomic.Int64), n: 1, all: make(chan struct{})}
+			go func() { v, n, err := do(p, joined, s, "k"); follower <- answer{v, n, err} }()
+			<-joined.all // the follower waits for the call in flight
+
+			leave()
+			if got := <-leader; !errors.Is(got.err, context.Canceled) || got.v != "" || got.n != (fallback.Note{}) {
+				t.Errorf("leader: got %q, %+v, %v; want \"\", no note, context.Canceled", got.v, got.n, got.err)
+			}
+			s.fail(tc.status)
+			s.unhold()
+			if got := <-follower; got.err != nil || got.v != tc.want || got.n.Source != tc.source {
+				t.Errorf("follower: got %q from %v, %v; want %q from %v, nil", got.v, got.n.Source, got.err, tc.want, tc.source)
+			}
+			if got := s.hits.Load(); got != 1 {
+				t.Errorf("server hits: got %d, want 1", got)
+			}
+		})
+	}
+}

@@ -12,7 +12,8 @@ import (
 
 // First races branches and returns the first success: branch 0 starts at
 // once, and each next one when the stagger delay passes with no answer,
-// or at once when a running branch fails. The first branch to succeed
+// or at once when the only branch running fails (a failure while others
+// run leaves the next one to the delay). The first branch to succeed
 // wins: First returns its answer, cancels the others' contexts and does
 // not wait for them. The delay is f's Config.Hedge: fixed, or a quantile
 // of the latencies First observes (hedge.Config.Latency).

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/fanout"
 	"github.com/bulwarkrpc/bulwark/hedge"
 	"github.com/bulwarkrpc/bulwark/retry"
@@ -305,4 +306,29 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The first branch is refused by its guards after a wait (a bulkhead
+// queue) while the second runs; then the caller gives up. First returns a
+// *QuorumError with ctx's error, and neither First nor the straggler that
+// ends later crashes.
+func TestFirstCallerCancelAfterFirstBranchRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := mustNew(t, fanout.Config{Hedge: hedge.Config{Delay: 10 * time.Millisecond}})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		time.AfterFunc(100*time.Millisecond, cancel)
+		release := make(chan struct{})
+		_, err := fanout.First(ctx, f,
+			fanout.Branch[string]{Name: "queued", Call: func(context.Context) (string, error) {
+				time.Sleep(50 * time.Millisecond) // what a bulkhead queue's wait and refusal look like from here
+				return "", bulwark.RejectionError("bulkhead: full")
+			}},
+			fanout.Branch[string]{Name: "stuck", Call: func(context.Context) (string, error) { <-release; return "late", nil }})
+		if !errors.Is(err, fanout.ErrNoQuorum) || !errors.Is(err, context.Canceled) {
+			t.Errorf("First: got %v, want ErrNoQuorum and context.Canceled", err)
+		}
+		close(release)
+		synctest.Wait()
+	})
 }

@@ -157,10 +157,14 @@ func (h *Hedge) Delay() time.Duration {
 // The winner's context is left alive (its result may still be in use, such
 // as a response body being read); it ends with ctx, which the caller of Run
 // must therefore cancel when done (bulwark.Do does). No hedge starts when
-// the time left before ctx's deadline or c.Deadline is shorter than the
+// no time is left before ctx's deadline or c.Deadline, or less than the
 // expected latency (Latency's Quantile). Run returns once the
 // first attempt has returned and the result is decided; a cancelled hedge
 // still running then ends on its own goroutine when its attempt returns.
+// A panic in the first attempt goes on to Run's caller, after every other
+// attempt is cancelled and no more may start; a hedge runs on a goroutine
+// of its own, where a panic ends the program (a hedge that calls
+// runtime.Goexit counts as a failure).
 func (h *Hedge) Run(ctx context.Context, c bulwark.Call) (int, error) {
 	h.budget.Request()
 	if !c.Idempotent {
@@ -174,7 +178,15 @@ func (h *Hedge) Run(ctx context.Context, c bulwark.Call) (int, error) {
 	r.cancels[0] = cancel0
 	r.timer.Reset(h.Delay())
 	r.mu.Unlock()
-	r.finish(0, h.timed(ctx0, c, 0))
+	returned := false
+	defer func() {
+		if !returned { // a panic, which goes on to our caller, or runtime.Goexit
+			r.abort(cancel0)
+		}
+	}()
+	res := h.timed(ctx0, c, 0)
+	returned = true
+	r.finish(0, res)
 
 	r.mu.Lock()
 	if r.winner < 0 {
@@ -205,6 +217,17 @@ func (h *Hedge) Run(ctx context.Context, c bulwark.Call) (int, error) {
 		h.runs.Put(r)
 	}
 	return n, err
+}
+
+// expected returns the expected latency of an attempt: Latency's Quantile,
+// or zero when there is none yet.
+func (h *Hedge) expected() time.Duration {
+	if h.latency != nil {
+		if q, ok := h.latency.Quantile(h.quantile); ok {
+			return q
+		}
+	}
+	return 0
 }
 
 // get returns a run from the pool, or a new one with its stopped timer.
@@ -280,11 +303,14 @@ func (r *run) launch() bool {
 	if r.winner >= 0 || n > h.max {
 		return false
 	}
-	if h.latency != nil {
-		if q, ok := h.latency.Quantile(h.quantile); ok && !timeout.EnoughUntil(r.ctx, r.c.Deadline, q) {
-			h.skipped.Add(context.Background(), 1, h.skipDeadline)
-			return false
-		}
+	// Without a Latency nothing is expected of an attempt's duration, but
+	// one that would start with no time left at all (the total deadline,
+	// which c.Deadline holds off ctx, fired during the last attempt) never
+	// starts: its context would end at once and its endpoint be charged a
+	// failure. Nor does one for a caller that is gone.
+	if left, ok := timeout.RemainingUntil(r.ctx, r.c.Deadline); r.ctx.Err() != nil || ok && (left <= 0 || left < h.expected()) {
+		h.skipped.Add(context.Background(), 1, h.skipDeadline)
+		return false
 	}
 	if !h.budget.Withdraw() {
 		h.skipped.Add(context.Background(), 1, h.skipBudget)
@@ -304,9 +330,30 @@ func (r *run) launch() bool {
 	}
 	c := r.c
 	go func() {
-		r.finish(n, h.timed(ctxN, c, n))
+		// A hedge that does not return (a panic, which goes on and ends
+		// the program, or runtime.Goexit) is a failure: Run must not wait
+		// for it.
+		res := bulwark.Result{Outcome: bulwark.Failure, Err: errNoReturn}
+		defer func() { r.finish(n, res) }()
+		res = h.timed(ctxN, c, n)
 	}()
 	return true
+}
+
+// errNoReturn is the result of an attempt that did not return.
+var errNoReturn = errors.New("hedge: attempt did not return: it panicked or called runtime.Goexit")
+
+// abort ends a call whose first attempt did not return: Run's caller is
+// gone, so nothing may start any more (the timer is stopped) and every
+// attempt's context is cancelled.
+func (r *run) abort(cancel0 context.CancelFunc) {
+	r.mu.Lock()
+	r.pending--
+	if r.winner < 0 {
+		r.decide(0, bulwark.Result{Outcome: bulwark.Failure, Err: errNoReturn})
+	}
+	r.mu.Unlock()
+	cancel0()
 }
 
 // finish records how attempt n ended and decides the call when it can.
@@ -320,12 +367,14 @@ func (r *run) finish(n int, res bulwark.Result) {
 	if errors.Is(res.Err, bulwark.ErrRejected) {
 		// Refused before it was sent (an open breaker, a full bulkhead on
 		// the instance it would have gone to): it says nothing about the
-		// call, so it decides nothing while another attempt runs.
-		if r.pending > 0 {
-			return
-		}
+		// call, so it decides nothing while another attempt runs. It is
+		// kept as the answer until a failure replaces it: the caller may
+		// give up before any other attempt ends.
 		if r.last < 0 {
 			r.last, r.lastRes = n, res
+		}
+		if r.pending > 0 {
+			return
 		}
 		if !r.launch() {
 			r.decide(r.last, r.lastRes)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -382,6 +383,108 @@ func TestRefusedHedgeDoesNotWin(t *testing.T) {
 		}
 		if a.ctxErr[0] != nil {
 			t.Fatalf("the primary was cancelled (%v) by a hedge that was never sent", a.ctxErr[0])
+		}
+	})
+}
+
+// A primary refused by a guard only after a wait (a bulkhead queue), while
+// a hedge runs: when the caller then gives up, Run still returns a real
+// attempt's result, never a number that names no attempt with a nil error,
+// and the hedge that ends later decides nothing a second time.
+func TestCallerCancelAfterPrimaryRefusedDuringHedge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, hedge.Config{Delay: 10 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		release := make(chan struct{})
+		var a attempts
+		time.AfterFunc(100*time.Millisecond, cancel)
+		n, err := h.Run(ctx, a.call(true, func(ctx context.Context, n int) bulwark.Result {
+			if n == 0 {
+				time.Sleep(50 * time.Millisecond) // queued past the hedge delay, then refused
+				return bulwark.Result{Outcome: bulwark.Ignored, Err: bulwark.RejectionError("bulkhead: full")}
+			}
+			<-release // a hedge that ignores cancellation
+			return ok
+		}))
+		if n < 0 || err == nil {
+			t.Errorf("Run = %d, %v; want attempt 0's refusal (the caller gave up before the hedge answered)", n, err)
+		}
+		close(release) // the stray hedge ends on its own goroutine
+		synctest.Wait()
+	})
+}
+
+// A panic in the first attempt goes on to Run's caller, and the call is
+// over: the hedge timer armed for it must not start an attempt later.
+func TestPanicInFirstAttemptStartsNoHedge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, hedge.Config{Delay: 10 * time.Millisecond})
+		var a attempts
+		func() {
+			defer func() {
+				if r := recover(); r != "attempt 0" {
+					t.Errorf("recovered %v, want the attempt's panic", r)
+				}
+			}()
+			_, _ = h.Run(context.Background(), a.call(true, func(ctx context.Context, n int) bulwark.Result {
+				if n == 0 {
+					panic("attempt 0")
+				}
+				return ok
+			}))
+		}()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if len(a.started) != 1 {
+			t.Fatalf("attempts started: %v, want only the first, which panicked", a.started)
+		}
+	})
+}
+
+// A hedge whose attempt never returns normally (runtime.Goexit, which
+// bulwark.Do lets through after recording a Failure) must not leave Run
+// waiting for it forever.
+func TestGoexitInHedgeDoesNotHangRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := mustNew(t, hedge.Config{Delay: time.Hour})
+		var a attempts
+		n, err := h.Run(context.Background(), a.call(true, func(ctx context.Context, n int) bulwark.Result {
+			if n == 0 {
+				return fail // hedge at once
+			}
+			runtime.Goexit()
+			return ok
+		}))
+		if err == nil {
+			t.Fatalf("Run = %d, nil; want a failure: no attempt succeeded", n)
+		}
+	})
+}
+
+// The call's total deadline (held in Call.Deadline, as a Stack holds it)
+// passes while the only attempt runs: no hedge starts with no time left,
+// Latency or not, where its context would end at once and its endpoint be
+// charged a failure for an attempt never sent.
+func TestNoHedgePastTheCallDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		h := mustNew(t, hedge.Config{Delay: time.Hour, MaxHedges: 2, MeterProvider: mp})
+		var a attempts
+		c := a.call(true, func(context.Context, int) bulwark.Result {
+			time.Sleep(50 * time.Millisecond) // ends when the total deadline fires
+			return fail
+		})
+		c.Deadline = time.Now().Add(50 * time.Millisecond)
+		n, err := h.Run(context.Background(), c)
+		if n != 0 || !errors.Is(err, boom) || len(a.started) != 1 {
+			t.Fatalf("Run = %d, %v after attempts %v; want the first attempt's failure and no hedge", n, err, a.started)
+		}
+		if got := sum(t, reader, "bulwark.hedge.skipped", "bulwark.hedge.reason", "deadline"); got != 1 {
+			t.Fatalf("bulwark.hedge.skipped{reason=deadline} = %d, want 1", got)
 		}
 	})
 }

@@ -324,8 +324,11 @@ func (r *Retry) next(ctx context.Context, c bulwark.Call, n int, res bulwark.Res
 	backoff = max(r.backoff.Delay(n, prev), 0)
 	wait = max(backoff, min(res.Pushback, r.maxPushback))
 	// Saturating: a huge wait plus a huge expected latency must not wrap
-	// around into a short one.
-	if left, ok := timeout.RemainingUntil(ctx, c.Deadline); ok && (wait > left || r.expectedLatency() > left-wait) {
+	// around into a short one. An attempt that would start with no time
+	// left at all (the deadline passed during the last one, which a
+	// deadline held in c.Deadline does not show on ctx) never starts: its
+	// context would end at once, and its endpoint be charged a failure.
+	if left, ok := timeout.RemainingUntil(ctx, c.Deadline); ok && (wait >= left || r.expectedLatency() > left-wait) {
 		return 0, 0, r.givenUpDeadline
 	}
 	if !r.budget.Withdraw() {

@@ -541,3 +541,29 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestNoRetryPastTheCallDeadline lets the call's total deadline (held in
+// Call.Deadline, as a Stack holds it, not on ctx) pass while an attempt
+// runs: with no wait and no expected latency, no retry starts with no time
+// left, where its context would end at once and the endpoint be charged a
+// failure for an attempt never sent.
+func TestNoRetryPastTheCallDeadline(t *testing.T) {
+	for _, took := range []time.Duration{time.Second, 2 * time.Second} { // ends at the deadline, or past it
+		t.Run(took.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				mp, rd := newReader()
+				r := mustNew(t, retry.Config{Backoff: retry.Constant(0), MeterProvider: mp})
+				s := newScript(fail, success)
+				s.took = took
+				c := s.call(true)
+				c.Deadline = time.Now().Add(time.Second)
+				if n, err := r.Run(context.Background(), c); n != 0 || err != errDown || s.attempts() != 1 {
+					t.Errorf("got %d, %v after %d attempts, want 0, %v after 1", n, err, s.attempts(), errDown)
+				}
+				if got := points(t, rd, "bulwark.retry.given_up")["bulwark.key=,bulwark.retry.reason=deadline"]; got != 1 {
+					t.Errorf("given_up deadline: got %d, want 1", got)
+				}
+			})
+		})
+	}
+}

@@ -23,8 +23,10 @@ import (
 //
 // deregister revokes the lease, which deletes the key at once, and stops
 // the goroutine; it returns the revocation's error (the key then goes when
-// its lease expires), and nil when called again. Close deregisters every
-// instance still registered.
+// its lease expires). Called again, it does nothing and returns what the
+// first call returned: nil after a revocation that succeeded. Close
+// deregisters every instance still registered, and waits for a
+// deregistration under way.
 //
 // Register returns an error, and registers nothing, for an empty or
 // malformed service name, an invalid instance (an empty or malformed
@@ -157,15 +159,17 @@ func (g *registration) deregister(ctx context.Context) error {
 	g.once.Do(func() {
 		g.cancel()
 		<-g.done
-		g.r.mu.Lock()
-		delete(g.r.regs, g.key)
-		g.r.mu.Unlock()
 		rctx, cancel := g.r.request(ctx)
 		defer cancel()
 		_, err := g.r.client.Revoke(rctx, g.lease)
 		if err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			g.err = fmt.Errorf("etcd: deregistering %q: %w", g.key, err)
 		}
+		// Only once the revocation is over: until then a Close must find
+		// g, and wait for it here, rather than close the client under it.
+		g.r.mu.Lock()
+		delete(g.r.regs, g.key)
+		g.r.mu.Unlock()
 	})
 	return g.err
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,169 @@ func TestNewRegistryWaitsDialTimeout(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "Config.DialTimeout") {
 		t.Errorf("NewRegistry with etcd down: got %q, want an error naming Config.DialTimeout", err)
+	}
+}
+
+// leaseTee passes a client's lease calls through, telling a test when a
+// grant or a revocation begins; a revocation waits for gate.
+type leaseTee struct {
+	clientv3.Lease
+	granting chan struct{} // a buffer of one: a grant began
+	revoking chan struct{} // a buffer of one: a revocation began
+	gate     chan struct{} // closed to let revocations through
+}
+
+func teeLease(c *clientv3.Client) *leaseTee {
+	l := &leaseTee{Lease: c.Lease, granting: make(chan struct{}, 1), revoking: make(chan struct{}, 1), gate: make(chan struct{})}
+	c.Lease = l
+	return l
+}
+
+func (l *leaseTee) Grant(ctx context.Context, ttl int64) (*clientv3.LeaseGrantResponse, error) {
+	select {
+	case l.granting <- struct{}{}:
+	default:
+	}
+	return l.Lease.Grant(ctx, ttl)
+}
+
+func (l *leaseTee) Revoke(ctx context.Context, id clientv3.LeaseID) (*clientv3.LeaseRevokeResponse, error) {
+	select {
+	case l.revoking <- struct{}{}:
+	default:
+	}
+	select {
+	case <-l.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return l.Lease.Revoke(ctx, id)
+}
+
+// await waits for ch, at most patience.
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(patience):
+		t.Fatalf("waited %v for %s", patience, what)
+	}
+}
+
+// awaitClosing waits until Close has begun on r: r refuses calls.
+func awaitClosing(t *testing.T, r *etcd.Registry) {
+	t.Helper()
+	done, cancel := context.WithCancel(t.Context())
+	cancel() // a call on an open r fails at once, on its context
+	for start := time.Now(); ; runtime.Gosched() {
+		if _, err := r.Resolve(done, "users"); errors.Is(err, etcd.ErrClosed) {
+			return
+		}
+		if time.Since(start) > patience {
+			t.Fatalf("Close did not begin within %v", patience)
+		}
+	}
+}
+
+// Close while a Register waits for etcd: the Register ends with ErrClosed,
+// and neither its key nor its lease is left behind once etcd answers.
+func TestCloseDuringRegistration(t *testing.T) {
+	s := newServer(t)
+	admin := newClient(t, s.Direct)
+	c := newClient(t, s.Endpoint)
+	cfg := fastConfig(c, nil)
+	cfg.RequestTimeout = patience // the Register waits for etcd to come back
+	r, err := etcd.NewRegistry(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := teeLease(c)
+	close(l.gate)
+	s.proxy.Cut()
+	registered := make(chan error, 1)
+	go func() {
+		_, err := r.Register(t.Context(), "users", discovery.Instance{Addr: "a:1"})
+		registered <- err
+	}()
+	await(t, l.granting, "the Register to ask etcd for a lease")
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	awaitClosing(t, r)
+	s.proxy.Heal()
+
+	if err := <-registered; !errors.Is(err, etcd.ErrClosed) {
+		t.Errorf("Register during Close: got %s, want ErrClosed", errorString(err))
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: got %v, want nil", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: got %v, want nil", err)
+	}
+	if kv, err := admin.Get(t.Context(), key, clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || kv.Count != 0 {
+		t.Errorf("keys after Close: got %v, %v, want 0", kv.Count, err)
+	}
+	if ls, err := admin.Leases(t.Context()); err != nil || len(ls.Leases) != 0 {
+		t.Errorf("leases after Close: got %v, %v, want none", ls.Leases, err)
+	}
+}
+
+// Close while a deregistration is revoking its lease: Close waits for the
+// revocation rather than close the client under it, so the key goes at
+// once and is not left to its lease's expiry.
+func TestCloseWaitsForADeregistrationUnderWay(t *testing.T) {
+	s := newServer(t)
+	admin := newClient(t, s.Direct)
+	r, err := etcd.NewRegistry(etcd.Config{Endpoints: []string{s.Endpoint}, LeaseTTL: 10 * time.Second, RequestTimeout: patience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Client()
+	l := teeLease(c)
+	deregister, err := r.Register(t.Context(), "users", discovery.Instance{Addr: "a:1"})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	deregistered := make(chan error, 1)
+	go func() { deregistered <- deregister(context.Background()) }()
+	await(t, l.revoking, "the deregistration to revoke its lease")
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	awaitClosing(t, r)
+	select {
+	case <-c.Ctx().Done():
+		t.Error("Close closed its client while a deregistration was revoking its lease")
+	case <-time.After(200 * time.Millisecond): // a bounded look: Close has long reached the client by now, if it does
+	}
+	close(l.gate)
+	if err := <-deregistered; err != nil {
+		t.Errorf("deregister: got %v, want nil", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: got %v, want nil", err)
+	}
+	if kv, err := admin.Get(t.Context(), key+"a:1"); err != nil || len(kv.Kvs) != 0 {
+		t.Errorf("key after deregister and Close: got %v, %v, want none (the lease revoked)", kv.Kvs, err)
+	}
+}
+
+// A deregistration that could not revoke its lease (its context was done)
+// reports it, and so does every later call: it is not retried (the key
+// goes when its lease expires), and no later call claims it succeeded.
+func TestDeregisterAgainReportsTheFirstResult(t *testing.T) {
+	s := newServer(t)
+	r := newRegistry(t, fastConfig(newClient(t, s.Endpoint), nil))
+	deregister, err := r.Register(t.Context(), "users", discovery.Instance{Addr: "a:1"})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	first := deregister(done)
+	if !errors.Is(first, context.Canceled) {
+		t.Fatalf("deregister with a done context: got %s, want context.Canceled", errorString(first))
+	}
+	if again := deregister(t.Context()); again != first {
+		t.Errorf("second deregister: got %s, want the first's %s", errorString(again), errorString(first))
 	}
 }
