@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/discovery"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
@@ -61,6 +63,24 @@ type DiscoveryConfig struct {
 	// grpc.WithDefaultServiceConfig: pass Interceptors.ServiceConfig here,
 	// or its retry policy is lost. Empty means none but the balancer's.
 	ServiceConfig string
+	// Bulkhead, when not nil, limits the attempts running at once on each
+	// instance: a bulkhead.Set keyed by the instance's address. Give it
+	// an adaptive limit (bulkhead.AdaptiveConfig) for a service that can
+	// be overloaded: each instance's limit learns, from the latency and
+	// the outcome of the attempts on that instance alone, how many it
+	// serves at once without queueing, so that a slow or failing
+	// instance sheds its own load, not its peers'. An attempt holds its
+	// instance's slot from its pick until grpc-go reports its end; a
+	// stream, until it ends. An instance at its limit is passed over for
+	// another (see DiscoveryDialOptions). A pick never waits: MaxQueue and
+	// MaxWait must be zero. Name is ignored.
+	//
+	// Each ClientConn dialled with the options keeps a Set of its own,
+	// from its first call until it closes or goes idle. Read it through
+	// its metrics on MeterProvider (nil: the global one):
+	// bulwark.bulkhead.in_flight, .limit and .rejected, with the
+	// instance's address as bulwark.key. Nil means no limit per instance.
+	Bulkhead *bulkhead.Config
 }
 
 // registerOnce registers the discovery balancer with grpc-go (see
@@ -83,6 +103,19 @@ var registerOnce sync.Once
 // with no instance to pick, a call that does not wait for ready fails at
 // once with Unavailable. A bad field of cfg is an error naming it.
 //
+// With cfg.Bulkhead, an instance whose limit is reached is passed over for
+// another as well (its pick ends Ignored: the attempt never started). When
+// no instance picked can take the attempt and one of them was at its
+// limit, the attempt fails at once, without waiting for connections still
+// being made, with a ResourceExhausted status error that matches
+// bulkhead.ErrFull and bulwark.ErrRejected: a local refusal, which
+// Classify calls Ignored, so that the Interceptors' breaker does not count
+// it against the method. grpc-go ends the call with it, without retrying
+// it, even when the call waits for ready (grpc.WaitForReady): waiting for
+// ready is waiting for a connection, and a picker cannot wait for a slot
+// to free. A call whose earlier attempt failed and whose retry is refused
+// so ends with the refusal.
+//
 // Every attempt of a call but the first avoids the instance that the
 // call's previous attempt was sent to: a retry goes elsewhere than the
 // instance that just failed, a hedge elsewhere than the one still keeping
@@ -97,12 +130,16 @@ func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service str
 	if err != nil {
 		return nil, nil, err
 	}
+	bh, err := instanceBulkhead(cfg.Bulkhead)
+	if err != nil {
+		return nil, nil, err
+	}
 	db, err := discovery.NewBalancer(ctx, r, service, cfg.Balancer)
 	if err != nil {
 		return nil, nil, err
 	}
 	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
-	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc}
+	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc, bulkhead: bh}
 	return []grpc.DialOption{
 		grpc.WithResolvers(b),
 		grpc.WithConnectParams(reconnect()),
@@ -180,6 +217,36 @@ func reconnect() grpc.ConnectParams {
 	}
 }
 
+// instanceBulkhead validates DiscoveryConfig.Bulkhead and returns a copy of
+// it, from which each resolver builds its ClientConn's Set; nil for none.
+func instanceBulkhead(c *bulkhead.Config) (*bulkhead.Config, error) {
+	if c == nil {
+		return nil, nil
+	}
+	const field = "grpcclient: DiscoveryConfig.Bulkhead."
+	switch {
+	case c.MaxQueue != 0:
+		return nil, fmt.Errorf(field+"MaxQueue is %d, want 0: a pick never waits, it passes over an instance at its limit", c.MaxQueue)
+	case c.MaxWait != 0:
+		return nil, fmt.Errorf(field+"MaxWait is %v, want 0: a pick never waits, it passes over an instance at its limit", c.MaxWait)
+	}
+	cp := *c
+	if c.Adaptive != nil {
+		a := *c.Adaptive // the caller's later changes reach no ClientConn
+		cp.Adaptive = &a
+	}
+	// Build one to validate every other field; the resolvers build their
+	// own as their ClientConns start.
+	s, err := bulkhead.NewSet(cp)
+	if err != nil {
+		return nil, fmt.Errorf("grpcclient: DiscoveryConfig.Bulkhead: %w", err)
+	}
+	if err := s.Close(); err != nil {
+		return nil, fmt.Errorf("grpcclient: DiscoveryConfig.Bulkhead: %w", err)
+	}
+	return &cp, nil
+}
+
 // discoveryServiceConfig returns base with the discovery balancer as its
 // load-balancing policy.
 func discoveryServiceConfig(base string) (string, error) {
@@ -220,6 +287,7 @@ func InstanceOf(addr resolver.Address) (discovery.Instance, bool) {
 type (
 	instanceKey struct{}
 	balancerKey struct{}
+	bulkheadKey struct{}
 )
 
 // instanceAttr is an Instance as an attribute value: grpc-go compares
@@ -234,12 +302,14 @@ func (a instanceAttr) Equal(o any) bool {
 }
 
 // resolverBuilder builds the resolvers of one service: with db set, for
-// the discovery balancer.
+// the discovery balancer, and with bulkhead set, each with the Set of
+// per-instance limits of its ClientConn.
 type resolverBuilder struct {
 	r             discovery.Resolver
 	service       string
 	db            *discovery.Balancer
 	serviceConfig string
+	bulkhead      *bulkhead.Config // validated by instanceBulkhead
 }
 
 func (b *resolverBuilder) Scheme() string { return DiscoveryScheme }
@@ -251,19 +321,29 @@ func (b *resolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, 
 	if b.r == nil {
 		return nil, errors.New("grpcclient: Resolver: nil discovery.Resolver")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	res := &discoveryResolver{cancel: cancel}
 	var sc *resolver.State
+	var set *bulkhead.Set
 	if b.db != nil {
 		sc = &resolver.State{
 			ServiceConfig: cc.ParseServiceConfig(b.serviceConfig),
 			Attributes:    attributes.New(balancerKey{}, b.db),
 		}
 		if err := sc.ServiceConfig.Err; err != nil {
-			cancel()
 			return nil, fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
 		}
+		if b.bulkhead != nil {
+			// The ClientConn's own: the resolver lives as long as the
+			// ClientConn (or until it goes idle), and Close unregisters
+			// the Set's gauges with it.
+			var err error
+			if set, err = bulkhead.NewSet(*b.bulkhead); err != nil {
+				return nil, fmt.Errorf("grpcclient: DiscoveryConfig.Bulkhead: %w", err)
+			}
+			sc.Attributes = sc.Attributes.WithValue(bulkheadKey{}, set)
+		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	res := &discoveryResolver{cancel: cancel, bulkheads: set}
 	res.wg.Add(1)
 	go func() {
 		defer res.wg.Done()
@@ -290,10 +370,11 @@ func (b *resolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, 
 }
 
 // discoveryResolver is the resolver of one ClientConn: a Watch running
-// until Close.
+// until Close, and the ClientConn's per-instance limits, if any.
 type discoveryResolver struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	bulkheads *bulkhead.Set // nil without DiscoveryConfig.Bulkhead
 }
 
 // ResolveNow does nothing: the watch reports every change as it happens.
@@ -302,6 +383,11 @@ func (*discoveryResolver) ResolveNow(resolver.ResolveNowOptions) {}
 func (r *discoveryResolver) Close() {
 	r.cancel()
 	r.wg.Wait()
+	if r.bulkheads != nil {
+		// The attempts still admitted release their slots all the same:
+		// a closed Set only stops being observed.
+		_ = r.bulkheads.Close()
+	}
 }
 
 // balancerBuilder builds the discovery balancer of each ClientConn.
@@ -318,12 +404,14 @@ func (balancerBuilder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) ba
 // grpc-go calls its methods, and the SubConns' state listeners, from one
 // goroutine at a time: it needs no lock.
 type discoveryBalancer struct {
-	cc       balancer.ClientConn
-	db       *discovery.Balancer
-	service  string
-	conns    map[string]*subConn
-	lastErr  error // the last connection or resolver error
-	shutdown bool
+	cc        balancer.ClientConn
+	db        *discovery.Balancer
+	service   string
+	bulkheads *bulkhead.Set // nil without DiscoveryConfig.Bulkhead
+	full      error         // the refusal when every instance picked is at its limit, made once per service
+	conns     map[string]*subConn
+	lastErr   error // the last connection or resolver error
+	shutdown  bool
 }
 
 // subConn is one address's connection and its last known state.
@@ -342,7 +430,11 @@ func (b *discoveryBalancer) UpdateClientConnState(s balancer.ClientConnState) er
 		b.cc.UpdateState(balancer.State{ConnectivityState: connectivity.TransientFailure, Picker: errPicker{errNoResolver}})
 		return balancer.ErrBadResolverState
 	}
+	if b.full == nil || b.service != db.Service() {
+		b.full = errInstancesFull(db.Service())
+	}
 	b.db, b.service = db, db.Service()
+	b.bulkheads, _ = s.ResolverState.Attributes.Value(bulkheadKey{}).(*bulkhead.Set)
 	seen := make(map[string]bool, len(s.ResolverState.Endpoints))
 	for _, ep := range s.ResolverState.Endpoints {
 		for _, a := range ep.Addresses {
@@ -424,7 +516,7 @@ func (b *discoveryBalancer) Close() {
 // wait while connections are being made; one that fails them at once
 // otherwise.
 func (b *discoveryBalancer) publish() {
-	p := &picker{db: b.db, conns: make(map[string]*subConn, len(b.conns))}
+	p := &picker{db: b.db, bulkheads: b.bulkheads, full: b.full, conns: make(map[string]*subConn, len(b.conns))}
 	ready, connecting := 0, 0
 	for addr, c := range b.conns {
 		p.conns[addr] = &subConn{sc: c.sc, state: c.state, addr: addr} // a copy: the picker's snapshot
@@ -439,6 +531,7 @@ func (b *discoveryBalancer) publish() {
 	switch {
 	case ready > 0:
 		st.ConnectivityState = connectivity.Ready
+		p.ready = ready
 		if connecting > 0 {
 			p.passed = balancer.ErrNoSubConnAvailable
 		} else {
@@ -474,21 +567,34 @@ func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 }
 
 // picker is an immutable snapshot of the SubConns, at least one of them
-// ready, over the discovery Balancer.
+// ready, over the discovery Balancer and the per-instance limits.
 type picker struct {
-	db     *discovery.Balancer
-	conns  map[string]*subConn
-	passed error // when every pick lands on a connection that is not ready
+	db        *discovery.Balancer
+	bulkheads *bulkhead.Set // nil: no limit per instance
+	conns     map[string]*subConn
+	ready     int   // how many of conns are ready
+	passed    error // when every pick lands on a connection that is not ready
+	full      error // when the ready instances picked are at their limit
 }
 
+// maxPicks bounds the picks of one Pick.
+const maxPicks = 16
+
 // Pick asks the discovery Balancer for an instance until it names one whose
-// connection is ready, a few times at most, avoiding first the instance of
-// the call's last attempt, then each time the one it named last. A pick
-// that cannot be used ends at once: a Failure of the instance if its
-// connection failed, Ignored if it is still being made or the resolver has
-// not told this ClientConn of the instance yet. The pick it returns
-// becomes the call's last attempt's, even if grpc-go then finds its
-// connection gone and picks again: the next pick avoids it.
+// connection is ready and, with per-instance limits, whose limit admits the
+// attempt, a few times at most, avoiding first the instance of the call's
+// last attempt, then each time the one it named last. A pick that cannot
+// be used ends at once: a Failure of the instance if its connection failed,
+// Ignored if it is still being made, if the resolver has not told this
+// ClientConn of the instance yet, or if the instance is at its limit (the
+// attempt never started). The pick it returns becomes the call's last
+// attempt's, even if grpc-go then finds its connection gone and picks
+// again: the next pick avoids it.
+//
+// When some instance picked was at its limit and none could be used, the
+// refusal is ResourceExhausted, at once, even if other connections are
+// still being made: shedding load must not wait. Pick stops asking as soon
+// as every ready instance has been found at its limit.
 func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	tried := attemptsOf(info.Ctx)
 	avoid := ""
@@ -497,7 +603,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			avoid = c.addr
 		}
 	}
-	for range min(2*len(p.conns)+1, 16) {
+	var full [maxPicks]*subConn // the ready instances found at their limit
+	nFull := 0
+	for range min(2*len(p.conns)+1, maxPicks) {
 		addr, permit, err := p.db.Pick(info.Ctx, "", avoid)
 		if err != nil {
 			if ctxErr := info.Ctx.Err(); ctxErr != nil {
@@ -507,12 +615,37 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		}
 		c := p.conns[addr]
 		if c != nil && c.state == connectivity.Ready {
+			var slot bulwark.Permit
+			if p.bulkheads != nil {
+				if slot, err = p.bulkheads.Enter(info.Ctx, addr); err != nil {
+					permit.Done(bulwark.Ignored)
+					if ctxErr := info.Ctx.Err(); ctxErr != nil {
+						return balancer.PickResult{}, status.FromContextError(ctxErr).Err()
+					}
+					if !slices.Contains(full[:nFull], c) {
+						full[nFull] = c
+						nFull++
+						if nFull == p.ready {
+							break // nothing left to try
+						}
+					}
+					avoid = addr
+					continue
+				}
+			}
 			if tried != nil {
 				tried.last.Store(c)
 			}
 			ctx := info.Ctx
+			if p.bulkheads == nil { // a smaller closure
+				return balancer.PickResult{SubConn: c.sc, Done: func(d balancer.DoneInfo) {
+					permit.Done(outcomeOf(ctx, d))
+				}}, nil
+			}
 			return balancer.PickResult{SubConn: c.sc, Done: func(d balancer.DoneInfo) {
-				permit.Done(outcomeOf(ctx, d))
+				o := outcomeOf(ctx, d)
+				slot.Done(o) // first: the slot may admit another attempt at once
+				permit.Done(o)
 			}}, nil
 		}
 		if c != nil && c.state == connectivity.TransientFailure {
@@ -521,6 +654,9 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 			permit.Done(bulwark.Ignored)
 		}
 		avoid = addr
+	}
+	if nFull > 0 {
+		return balancer.PickResult{}, p.full
 	}
 	return balancer.PickResult{}, p.passed
 }

@@ -139,7 +139,7 @@ var (
 
 // startAvoid serves svc on a loopback port until the end of the test and
 // returns its address.
-func startAvoid(t testing.TB, svc *avoidService) string {
+func startAvoid(t testing.TB, svc testpb.TestServiceServer) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

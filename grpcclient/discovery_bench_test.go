@@ -9,13 +9,19 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
 )
 
 // BenchmarkDiscoveryUnary compares a unary call over 3 loopback servers
 // balanced by the discovery balancer with the same call balanced by
 // grpc-go's round_robin over the same resolver: the cost of a pick, its
-// report, and the one allocation of the picker's Done.
+// report, and the one allocation of the picker's Done. The
+// bulwark_discovery_bulkhead variant adds an adaptive limit per instance
+// (DiscoveryConfig.Bulkhead), as the benchmark's bulwark-grpc client has
+// it: entering and releasing a slot, and the limit's learning. The calls
+// never reach the limit (one or GOMAXPROCS at a time): it is the cost of
+// an admission, not of a refusal.
 func BenchmarkDiscoveryUnary(b *testing.B) {
 	servers := make([]*server, 3)
 	for i := range servers {
@@ -27,11 +33,19 @@ func BenchmarkDiscoveryUnary(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = db.Close() })
+	limited, dbLimited, err := grpcclient.DiscoveryDialOptions(b.Context(), st, discoService, grpcclient.DiscoveryConfig{
+		Bulkhead: &bulkhead.Config{Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 4}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = dbLimited.Close() })
 	clients := []struct {
 		name string
 		opts []grpc.DialOption
 	}{
 		{"bulwark_discovery", opts},
+		{"bulwark_discovery_bulkhead", limited},
 		{"round_robin", []grpc.DialOption{grpc.WithResolvers(grpcclient.Resolver(st, discoService)),
 			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`)}},
 	}

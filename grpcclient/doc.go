@@ -35,6 +35,14 @@
 // failure. Hedges draw on a retry.Budget that may be shared with other
 // clients, HTTP ones included.
 //
+// Client-side discovery and balancing (DiscoveryDialOptions) work below the
+// interceptors, on every attempt grpc-go makes: a discovery.Balancer picks
+// the instance (peak-EWMA power of two choices, outlier ejection), retries
+// and hedges go elsewhere than the attempt before them, and, with
+// DiscoveryConfig.Bulkhead, each instance has a limit of its own (adaptive,
+// for a service that sheds load): an instance at its limit is passed over,
+// and a call that finds every instance at its limit is refused at once.
+//
 // Errors keep both their gRPC meaning and their Go one: an open breaker is
 // Unavailable, a full bulkhead ResourceExhausted and a deadline of ours
 // DeadlineExceeded for status.Code, while errors.Is still matches

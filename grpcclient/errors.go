@@ -3,6 +3,7 @@ package grpcclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,18 @@ func refusalCode(err error) codes.Code {
 		return codes.ResourceExhausted
 	}
 	return codes.Unavailable
+}
+
+// errInstancesFull returns the refusal of a pick of the discovery balancer
+// when every instance of service it picked was at its limit
+// (DiscoveryConfig.Bulkhead): ResourceExhausted, like a full bulkhead of
+// the Interceptors, and matching bulkhead.ErrFull and bulwark.ErrRejected,
+// so that Classify calls it Ignored. grpc-go hands it to the interceptors
+// as the invoker's error, as it is. Each balancer makes it once, so that
+// refusing allocates nothing.
+func errInstancesFull(service string) error {
+	return newStatusError(codes.ResourceExhausted,
+		fmt.Errorf("grpcclient: every instance of %q picked is at its limit: %w", service, bulkhead.ErrFull))
 }
 
 // rejections remembers the status error made for the latest refusal, so
@@ -148,7 +161,8 @@ func codeOf(err error) (codes.Code, bool) {
 //     cancelled, or its own deadline passed (a Stack hides the end of its
 //     own total deadline from this test, see bulwark.Stack.Classify);
 //   - a local refusal (errors.Is bulwark.ErrRejected: an open breaker, a
-//     full bulkhead) is Ignored;
+//     full bulkhead, every instance at its limit in the discovery
+//     balancer's picks) is Ignored, whatever its code;
 //   - an error carrying a gRPC status, itself or through an error it wraps,
 //     is classified by its code with bulwark.ClassifyGRPCCode: Unavailable,
 //     DeadlineExceeded, ResourceExhausted, Internal and Unknown are

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/discovery"
 	"github.com/bulwarkrpc/bulwark/fallback"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
@@ -25,7 +26,9 @@ func bulwarkGRPCSpec() Spec {
 		Config: "grpcclient.Standard() — attempt timeout 10s (sent to the server), total 30s, a breaker per method (>= 50 % failures of >= 20 calls in 30s, open 5s, 3 trials), " +
 			"a bulkhead of 256 per method, grpc-go's retry throttling (10 tokens, 0.1 per success) — plus what Standard says to add for a method safe to repeat: " +
 			"grpc-go's retry policy with grpcclient's defaults (3 attempts on UNAVAILABLE, backoff from 100ms), and a cached fallback of the last good reply. " +
-			"Balanced by grpcclient.DiscoveryDialOptions over a discovery.Static list of the endpoints: peak-EWMA power of two choices with outlier ejection (discovery's defaults), fed by each attempt's outcome.",
+			"Balanced by grpcclient.DiscoveryDialOptions over a discovery.Static list of the endpoints: peak-EWMA power of two choices with outlier ejection (discovery's defaults), fed by each attempt's outcome, " +
+			"with an adaptive limit per instance in the picker (DiscoveryConfig.Bulkhead: bulkhead.AdaptiveConfig{InitialLimit: 4}, ceiling 256), as the HTTP client has: " +
+			"an instance at its limit is passed over for another, and when all are, the call is refused at once (ResourceExhausted, not counted by the method's breaker).",
 		New: newBulwarkGRPC,
 	}
 }
@@ -52,7 +55,11 @@ func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, db, err := newDiscoveryConn(e.GRPC, attempts, ic)
+	// What suits a dependency that sheds load, as for the HTTP client: an
+	// adaptive limit per instance, starting low. It sits in the picker,
+	// below the interceptors, which key their guards by method.
+	limit := &bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 4}}
+	g, db, err := newDiscoveryConn(e.GRPC, attempts, ic, limit)
 	if err != nil {
 		return nil, errors.Join(err, ic.Close())
 	}
@@ -61,8 +68,9 @@ func newBulwarkGRPC(e Endpoints, attempts *atomic.Int64) (Client, error) {
 }
 
 // newDiscoveryConn connects to addrs, listed by a discovery.Static under
-// one service, through ic and the discovery balancer.
-func newDiscoveryConn(addrs []string, attempts *atomic.Int64, ic *grpcclient.Interceptors) (*grpcClient, *discovery.Balancer, error) {
+// one service, through ic and the discovery balancer, with limit per
+// instance (nil: none).
+func newDiscoveryConn(addrs []string, attempts *atomic.Int64, ic *grpcclient.Interceptors, limit *bulkhead.Config) (*grpcClient, *discovery.Balancer, error) {
 	const service = "fleet"
 	insts := make([]discovery.Instance, len(addrs))
 	for i, a := range addrs {
@@ -73,7 +81,7 @@ func newDiscoveryConn(addrs []string, attempts *atomic.Int64, ic *grpcclient.Int
 		return nil, nil, err
 	}
 	opts, db, err := grpcclient.DiscoveryDialOptions(context.Background(), st, service,
-		grpcclient.DiscoveryConfig{ServiceConfig: ic.ServiceConfig()})
+		grpcclient.DiscoveryConfig{ServiceConfig: ic.ServiceConfig(), Bulkhead: limit})
 	if err != nil {
 		return nil, nil, err
 	}
