@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -128,12 +129,23 @@ type Stack struct {
 }
 
 // New validates cfg and returns its Stack. A nil entry in Guards is an
-// error naming its index.
+// error naming its index; so is a nil pointer there, or in Picker or Retry
+// (a constructor's result not checked, say), which would panic at the
+// first call.
 func New(cfg Config) (*Stack, error) {
 	for i, g := range cfg.Guards {
 		if g == nil {
 			return nil, fmt.Errorf("bulwark: Config.Guards[%d] is nil", i)
 		}
+		if nilPointer(g) {
+			return nil, fmt.Errorf("bulwark: Config.Guards[%d] is a nil %T", i, g)
+		}
+	}
+	switch {
+	case nilPointer(cfg.Picker):
+		return nil, fmt.Errorf("bulwark: Config.Picker is a nil %T", cfg.Picker)
+	case nilPointer(cfg.Retry):
+		return nil, fmt.Errorf("bulwark: Config.Retry is a nil %T", cfg.Retry)
 	}
 	s := &Stack{
 		timeout:    cfg.Timeout,
@@ -152,6 +164,12 @@ func New(cfg Config) (*Stack, error) {
 		}
 	}
 	return s, nil
+}
+
+// nilPointer reports whether v is a nil pointer in a non-nil interface.
+func nilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // Classify applies the Stack's Classifier to an attempt's error; caller is
@@ -250,7 +268,10 @@ func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
 // breaker open, its bulkhead full) is passed over for another, up to three
 // instances in all; the last refusal is returned if none admits it, if the
 // Picker names an instance refused already, or if the refusal came after a
-// wait (see Waiter).
+// wait (see Waiter). An attempt that has no time left once every guard
+// admitted it (total passed while a guard made it wait, or ctx ended) is
+// refused too, with the total deadline's *timeout.Error or ctx.Err(), and
+// its guards are released as Ignored: it never reached the endpoint.
 func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid string, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {
 		return ErrAttemptInUse
@@ -309,10 +330,31 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 	a.restart()
 	if s.timeout != nil {
 		a.ctx, a.cancel = s.timeout.WithAttemptUntil(ctx, total)
+		if a.ctx.Err() != nil {
+			// No time is left: the total deadline passed while a guard
+			// made the attempt wait (a bulkhead's queue), or the caller
+			// left meanwhile. Started, the attempt would fail at once and
+			// be charged to the endpoint; it never reached it.
+			return a.expired()
+		}
 	}
 	a.ended.Store(false)
 	admitted = true
 	return nil
+}
+
+// expired ends an attempt whose context was done before it started, and
+// returns its refusal: the caller's ctx.Err(), or the total deadline's
+// *timeout.Error. The guards are released by EnterBy.
+func (a *Attempt) expired() error {
+	err := a.caller.Err()
+	if err == nil {
+		a.stack.timeout.Observe(a.ctx, timeout.Total)
+		err = timeout.Wrap(a.ctx, context.DeadlineExceeded)
+	}
+	a.cancel()
+	a.ctx, a.cancel = a.caller, nil
+	return err
 }
 
 // restart tells every Starter among a's guards that the attempt starts now.
@@ -436,10 +478,19 @@ func (a *Attempt) Done(o Outcome) {
 
 // Finish ends an attempt whose whole result is err: it annotates err as
 // Err does, classifies it with the Stack's Classifier, calls Done with that
-// outcome, and returns the outcome and the annotated error.
+// outcome, and returns the outcome and the annotated error. When the
+// Classifier panics, the attempt is ended as Ignored (its outcome is
+// unknown) before the panic goes on.
 func (a *Attempt) Finish(err error) (Outcome, error) {
 	err = a.Err(err)
+	classified := false
+	defer func() {
+		if !classified { // the Classifier panicked: the outcome is unknown
+			a.Done(Ignored)
+		}
+	}()
 	o := a.stack.Classify(a.caller, err)
+	classified = true
 	a.Done(o)
 	return o, err
 }

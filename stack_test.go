@@ -14,6 +14,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/breaker"
+	"github.com/bulwarkrpc/bulwark/bulkhead"
+	"github.com/bulwarkrpc/bulwark/discovery"
+	"github.com/bulwarkrpc/bulwark/retry"
 	"github.com/bulwarkrpc/bulwark/timeout"
 )
 
@@ -263,6 +267,24 @@ func TestNewRejectsNilGuard(t *testing.T) {
 	_, err := bulwark.New(bulwark.Config{Guards: []bulwark.Guard{&counting{}, nil}})
 	if err == nil || !strings.Contains(err.Error(), "Config.Guards[1]") {
 		t.Fatalf("err = %v, want one naming Config.Guards[1]", err)
+	}
+}
+
+// A nil pointer in an interface field (a constructor's result taken
+// without its error) is refused by New, naming the field, rather than
+// panicking at the first call.
+func TestNewRejectsNilPointers(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  bulwark.Config
+		want string
+	}{
+		{bulwark.Config{Guards: []bulwark.Guard{&counting{}, (*breaker.Set)(nil)}}, "Config.Guards[1] is a nil *breaker.Set"},
+		{bulwark.Config{Picker: (*discovery.Balancer)(nil)}, "Config.Picker is a nil *discovery.Balancer"},
+		{bulwark.Config{Retry: (*retry.Retry)(nil)}, "Config.Retry is a nil *retry.Retry"},
+	} {
+		if _, err := bulwark.New(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New: err = %v, want one saying %q", err, tt.want)
+		}
 	}
 }
 
@@ -723,4 +745,84 @@ func TestRestartTellsTheStartersAgain(t *testing.T) {
 	if got := j.String(); got != want {
 		t.Fatalf("journal:\n got %s\nwant %s", got, want)
 	}
+}
+
+// An attempt that waited in a bulkhead's queue until the call's total
+// deadline had passed never reached the endpoint: it is refused with the
+// total deadline's error, and counts against nobody.
+func TestQueuedPastTheTotalDeadlineIsNoFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{}
+		to, _ := timeout.New(timeout.Config{Total: time.Second})
+		blk, err := bulkhead.New(bulkhead.Config{Limit: 1, MaxQueue: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer blk.Close()
+		s := newStack(t, bulwark.Config{Timeout: to, Guards: []bulwark.Guard{&recorder{name: "brk", journal: j}, blk}})
+		held, err := blk.Enter(context.Background(), "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			called bool
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			called := false
+			_, err := bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
+				called = true
+				return 0, ctx.Err()
+			})
+			done <- result{called, err}
+		}()
+		synctest.Wait() // queued behind held
+		time.Sleep(2 * time.Second)
+		held.Done(bulwark.Success)
+		r := <-done
+		var te *timeout.Error
+		if !errors.As(r.err, &te) || te.Scope != timeout.Total {
+			t.Fatalf("err = %v, want the total deadline's *timeout.Error", r.err)
+		}
+		if r.called {
+			t.Error("the call ran with no time left")
+		}
+		if got, want := j.String(), "brk:enter(k) brk:ignored"; got != want {
+			t.Fatalf("journal = %s, want %s", got, want)
+		}
+		if got := blk.InFlight(); got != 0 {
+			t.Fatalf("bulkhead InFlight = %d, want 0", got)
+		}
+	})
+}
+
+// A Classifier that panics loses nothing: the guards are released (as
+// Ignored: the outcome is unknown) and the attempt's timer is stopped
+// before the panic goes on.
+func TestPanickingClassifierReleasesTheGuards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &journal{}
+		to, _ := timeout.New(timeout.Config{Attempt: time.Hour})
+		s := newStack(t, bulwark.Config{Timeout: to, Guards: []bulwark.Guard{&recorder{name: "g", journal: j}},
+			Classify: func(context.Context, error) bulwark.Outcome { panic("classify") }})
+		var attemptCtx context.Context
+		func() {
+			defer func() {
+				if r := recover(); r != "classify" {
+					t.Fatalf("recovered %v, want the Classifier's panic", r)
+				}
+			}()
+			_, _ = bulwark.Do(context.Background(), s, "k", func(ctx context.Context) (int, error) {
+				attemptCtx = ctx
+				return 0, errors.New("boom")
+			})
+		}()
+		if got, want := j.String(), "g:enter(k) g:ignored"; got != want {
+			t.Fatalf("journal = %s, want %s", got, want)
+		}
+		if attemptCtx.Err() == nil {
+			t.Fatal("the attempt's context is still live: its timer was left armed")
+		}
+	})
 }

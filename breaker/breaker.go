@@ -238,13 +238,39 @@ func (b *Breaker) enter() (bulwark.Permit, error) {
 		ref = b.addTrial(done)
 	}
 	if b.pending.Load() {
-		b.deliver()
+		b.deliverAdmitting(ref)
 	}
 	var start int64 // after OnStateChange: its time is not the call's
 	if b.slow > 0 {
 		start = b.cfg.since()
 	}
 	return bulwark.NewPermit(b, ref, start), nil
+}
+
+// deliverAdmitting delivers the pending events for enter, which has
+// admitted the attempt of ref. If OnStateChange panics, the attempt, which
+// will never start, is reported Ignored (a trial's slot is given back)
+// before the panic goes on.
+func (b *Breaker) deliverAdmitting(ref any) {
+	delivered := false
+	defer func() {
+		if delivered {
+			return
+		}
+		// As Release does for Ignored, but delivering nothing now: that
+		// would call OnStateChange again, on the way out of its panic.
+		switch r := ref.(type) {
+		case func(error):
+			r(errIgnored)
+		case *trial:
+			if r.reported.CompareAndSwap(false, true) {
+				b.retimeTrials()
+				r.done(errIgnored)
+			}
+		}
+	}()
+	b.deliver()
+	delivered = true
 }
 
 // refuse counts a refusal and returns the error of the current period.
@@ -493,7 +519,9 @@ func (b *Breaker) retimeLocked() {
 	for _, t := range kept[1:] {
 		oldest = min(oldest, t.start)
 	}
-	due := oldest + int64(b.cfg.trialTimeout)
+	// Saturated below noTrial: a TrialTimeout too long to add ("never")
+	// must not wrap round to a due time in the past.
+	due := oldest + min(int64(b.cfg.trialTimeout), noTrial-1-oldest)
 	if due == b.trialDue.Load() {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -718,6 +719,65 @@ func TestPanickingCallbackLosesNoLaterEventOfItsBatch(t *testing.T) {
 		want := []string{"closed→open", "open→half-open", "half-open→open"}
 		if fmt.Sprint(events) != fmt.Sprint(want) {
 			t.Fatalf("events %v, want %v", events, want)
+		}
+	})
+}
+
+// A panic in OnStateChange while an attempt is being admitted (here the
+// change to half-open its admission made) goes on to the caller, but the
+// trial slot the attempt took is given back, as for an attempt that never
+// started: the breaker is not left half-open with a slot held, nor opened
+// again by the lost trial given up as a Failure after TrialTimeout.
+func TestPanickingCallbackOnEnterLosesNoTrial(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		panicked := false
+		b := mustNew(t, breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, HalfOpenTrials: 1,
+			TrialTimeout: time.Minute,
+			OnStateChange: func(e breaker.Event) {
+				if e.To == breaker.HalfOpen && !panicked {
+					panicked = true
+					panic("boom")
+				}
+			}})
+		trip(t, b)
+		time.Sleep(time.Second)
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Fatalf("recovered %v, want the callback's panic", r)
+				}
+			}()
+			p, err := b.Enter(context.Background(), "")
+			if err == nil {
+				p.Done(bulwark.Success)
+			}
+			t.Fatal("Enter returned although OnStateChange panicked")
+		}()
+		p, err := b.Enter(context.Background(), "")
+		if err != nil {
+			t.Fatalf("the next attempt: got %v, want it admitted as the trial", err)
+		}
+		p.Done(bulwark.Success)
+		if got := b.State(); got != breaker.Closed {
+			t.Fatalf("after a good trial: got %v, want closed", got)
+		}
+	})
+}
+
+// A TrialTimeout too long to add to a clock reading (a way to say "never
+// give a trial up") still gives a half-open refusal a RetryAt in the
+// future, not one wrapped round to the past.
+func TestHugeTrialTimeoutRetryAtIsLater(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := mustNew(t, breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Second, HalfOpenTrials: 1,
+			TrialTimeout: math.MaxInt64})
+		trip(t, b)
+		time.Sleep(time.Second)
+		p := admit(t, b, "")
+		defer p.Done(bulwark.Ignored)
+		time.Sleep(time.Second) // the breaker has run a while: its clock reads more than zero
+		if e := refused(t, b, ""); e.State != breaker.HalfOpen || !e.RetryAt.After(time.Now()) {
+			t.Fatalf("refusal: got %+v, want half-open with a RetryAt after now (%v)", e, time.Now())
 		}
 	})
 }

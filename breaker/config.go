@@ -66,9 +66,9 @@ type Config struct {
 	// OnStateChange, if not nil, is called with every state change, in
 	// order for each breaker, with no lock held: it may call back into the
 	// breaker. It runs on the goroutine of a call that caused or observed
-	// the change, so keep it short; a panic in it reaches that caller (the
-	// attempt it was admitting is then lost, and a lost trial is given up
-	// after TrialTimeout). Nil means no callback.
+	// the change, so keep it short; a panic in it reaches that caller (an
+	// attempt it was admitting is then refused by the panic and reported
+	// Ignored, its trial slot given back). Nil means no callback.
 	OnStateChange func(Event)
 	// MeterProvider receives the bulwark.breaker.* instruments. Nil means
 	// the global provider.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -63,7 +64,8 @@ type member struct {
 // ctx) and returns a Balancer over its instances, which then watches r for
 // changes until Close. ctx bounds only that first resolution; the watch
 // keeps ctx's values, not its cancellation. A field of cfg out of range is
-// an error naming it; a Resolver that can neither reach its registry nor
+// an error naming it, as are a nil Resolver (a nil pointer included) and
+// an empty service; a Resolver that can neither reach its registry nor
 // serve a set it knew returns an error, which NewBalancer returns wrapped.
 // An empty set is no error: Pick refuses with a NoInstanceError until an
 // instance appears. The MeterProvider observes the Balancer (and holds it)
@@ -73,9 +75,11 @@ func NewBalancer(ctx context.Context, r Resolver, service string, cfg BalancerCo
 	if err != nil {
 		return nil, err
 	}
-	switch {
+	switch rv := reflect.ValueOf(r); {
 	case r == nil:
 		return nil, errors.New("discovery: NewBalancer: nil Resolver")
+	case rv.Kind() == reflect.Pointer && rv.IsNil():
+		return nil, fmt.Errorf("discovery: NewBalancer: the Resolver is a nil %T", r)
 	case service == "":
 		return nil, errors.New("discovery: NewBalancer: empty service name")
 	}

@@ -53,6 +53,17 @@ func TestNewBalancerValidates(t *testing.T) {
 	if _, err := discovery.NewBalancer(context.Background(), nil, "svc", discovery.BalancerConfig{}); err == nil {
 		t.Error("NewBalancer(nil Resolver): got nil error")
 	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Errorf("NewBalancer(nil *Static): panicked: %v; want an error", r)
+			}
+		}()
+		var none *discovery.Static // a constructor's result taken without its error
+		if _, err := discovery.NewBalancer(context.Background(), none, "svc", discovery.BalancerConfig{}); err == nil {
+			t.Error("NewBalancer(nil *Static): got nil error")
+		}
+	}()
 	if _, err := discovery.NewBalancer(context.Background(), st, "", discovery.BalancerConfig{}); err == nil {
 		t.Error(`NewBalancer(service ""): got nil error`)
 	}

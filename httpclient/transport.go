@@ -234,7 +234,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("httpclient: request has no URL")
 	}
 	caller := req.Context()
-	c := &call{t: t, req: req, key: t.keyOf(req), caller: caller}
+	c := &call{t: t, req: req, caller: caller}
+	// A user callback (Key, GetBody, the next RoundTripper, ClassifyStatus,
+	// CheckRetry, the fallback's Key) that panics loses nothing on its
+	// way out: no guard, no response body, no request body.
+	var resp *http.Response
+	returned := false
+	defer func() {
+		if !returned {
+			c.abandon(resp)
+		}
+	}()
+	c.key = t.keyOf(req)
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	idem := replayable && (idempotentMethod(req.Method) || req.Header.Get(idempotencyHeader) != "" || bulwark.IsIdempotent(caller))
 	if t.injectID && replayable && !idem && (req.Method == http.MethodPost || req.Method == http.MethodPatch) {
@@ -259,17 +270,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	} else {
 		n, err = t.wrapper.Run(c.ctx, bulwark.Call{Idempotent: idem, Attempts: c, Deadline: c.total})
 	}
-	resp := c.decide(n)
+	resp = c.decide(n)
 	if !c.sent.Load() {
-		closeBody(req) // no attempt took the caller's body to the transport
+		closeBody(req)     // no attempt took the caller's body to the transport
+		c.sent.Store(true) // closed: abandon must not close it again
 	}
 	if resp != nil {
 		if t.cache != nil && t.status(resp.StatusCode) == bulwark.Failure {
 			if stale := t.cache.recover(caller, c.req, errStatus); stale != nil {
+				returned = true
 				drainClose(resp, t.maxDrain)
 				return stale, nil
 			}
 		}
+		returned = true
 		return resp, nil
 	}
 	if err == nil { // the chosen attempt's response was already discarded: only when the caller left
@@ -281,15 +295,36 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.end()
 	if t.cache != nil {
 		if stale := t.cache.recover(caller, c.req, err); stale != nil {
+			returned = true
 			return stale, nil
 		}
 	}
+	returned = true
 	return nil, err
+}
+
+// abandon ends a call that a user callback's panic is leaving: every
+// response obtained (won, the one RoundTrip was about to return, included)
+// is drained and closed, which ends its attempt, the caller's body is
+// closed unless the transport took it, and the call's context ends.
+func (c *call) abandon(won *http.Response) {
+	c.decide(-1)
+	if won != nil {
+		drainClose(won, c.t.maxDrain)
+	}
+	if !c.sent.Load() {
+		closeBody(c.req) // the caller's body, shared by its clone
+	}
+	c.end()
 }
 
 // errStatus stands for a response whose status is a Failure when the cache
 // decides whether to answer in its place.
 var errStatus = errors.New("httpclient: failure status")
+
+// errNotReturned names, on an attempt's span, a user callback that
+// panicked or exited its goroutine.
+var errNotReturned = errors.New("httpclient: a callback panicked or exited its goroutine")
 
 // call is one request's state across its attempts.
 type call struct {
@@ -336,6 +371,29 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 		endSpan(span, 0, bulwark.Ignored, err)
 		return bulwark.Result{Outcome: bulwark.Ignored, Err: err}
 	}
+	// Until the attempt is ended or its response handed on, a panic in a
+	// user callback (GetBody, the next RoundTripper, ClassifyStatus) ends
+	// it here: with the response's body closed, as Ignored (its outcome
+	// unknown), or as a Failure when the next RoundTripper did not return.
+	var resp *http.Response
+	held, sending := true, false
+	defer func() {
+		if !held {
+			return
+		}
+		o := bulwark.Ignored
+		if sending {
+			o = bulwark.Failure
+			if n == 0 {
+				c.sent.Store(false) // the transport did not finish with the caller's body
+			}
+		}
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		b.a.Done(o)
+		endSpan(span, 0, o, errNotReturned)
+	}()
 	r := c.req.WithContext(b.a.Context())
 	if addr := b.a.Endpoint(); addr != "" {
 		// The picked instance: a copy of the URL (the caller's is never
@@ -353,6 +411,7 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	if n > 0 && r.Body != nil && r.Body != http.NoBody {
 		rb, err := r.GetBody()
 		if err != nil {
+			held = false
 			b.a.Done(bulwark.Ignored)
 			err = fmt.Errorf("httpclient: replaying the request body: %w", err)
 			endSpan(span, 0, bulwark.Ignored, err)
@@ -362,8 +421,11 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 	} else if n == 0 {
 		c.sent.Store(true)
 	}
+	sending = true
 	resp, err := t.next.RoundTrip(r)
+	sending = false
 	if err != nil {
+		held = false
 		o, err := b.a.Finish(err)
 		endSpan(span, 0, o, err)
 		return t.checked(ctx, nil, bulwark.Result{Outcome: o, Err: err})
@@ -377,6 +439,7 @@ func (c *call) Attempt(ctx context.Context, n int) bulwark.Result {
 			}
 		}
 	}
+	held = false // b ends the attempt from here on
 	b.c, b.o, b.status, b.span, b.rc = c, o, resp.StatusCode, span, resp.Body
 	resp.Request = c.req
 	if resp.Body == nil || resp.Body == http.NoBody {
@@ -491,11 +554,22 @@ func (c *call) decide(n int) *http.Response {
 	if won == nil {
 		return nil
 	}
-	if b, ok := won.Body.(*body); ok {
+	kept := false
+	defer func() {
+		if !kept { // the fallback's Key or ClassifyStatus panicked
+			drainClose(won, c.t.maxDrain)
+		}
+	}()
+	b, ok := won.Body.(*body)
+	if p, read := won.Body.(*prefixed); read {
+		b, ok = p.body, true // a failure's body, read ahead in part: the rest is to come
+	}
+	if ok {
 		b.winner = true // before the caller has the body: nothing reads it yet
 		if c.t.cache != nil && b.o == bulwark.Success {
 			b.capture = c.t.cache.capture(c.req, won)
 		}
+		kept = true
 		return won
 	}
 	// No body to wait for: the call is over now.
@@ -505,6 +579,7 @@ func (c *call) decide(n int) *http.Response {
 		}
 	}
 	c.end()
+	kept = true
 	return won
 }
 

@@ -190,3 +190,40 @@ func TestEvictedKeyIsMadeAnew(t *testing.T) {
 		t.Fatal("b is still held; the set's size is 1")
 	}
 }
+
+// Under concurrent lookups that evict all the time, no lookup returns a
+// value already evicted once the evictions are over: the table of recent
+// entries and the map agree with the ring (run it with -race).
+func TestConcurrentEvictionLeavesNoStaleEntry(t *testing.T) {
+	type val struct {
+		key     string
+		evicted atomic.Bool
+	}
+	for round := range 10 {
+		s, _ := keyed.New(4, func(k string) *val { return &val{key: k} },
+			func(_ string, v *val) { v.evicted.Store(true) }, nil)
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 1000 {
+					k := fmt.Sprintf("k%d", (i*7+g*3+round)%40)
+					if v := s.Get(k); v.key != k {
+						t.Errorf("Get(%s) = %s", k, v.key)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if n := s.Len(); n > 4 {
+			t.Fatalf("Len = %d, want <= 4", n)
+		}
+		for i := range 40 {
+			k := fmt.Sprintf("k%d", i)
+			held, ok := s.Peek(k)
+			if got := s.Get(k); ok && got != held || got.evicted.Load() {
+				t.Fatalf("round %d: Get(%s) gave a value the set no longer holds (evicted: %v)", round, k, got.evicted.Load())
+			}
+		}
+	}
+}
