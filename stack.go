@@ -123,7 +123,8 @@ type Stack struct {
 	timeout    *timeout.Timeout
 	retry      Wrapper
 	guards     []Guard
-	starters   []int // the indexes of the Starters in guards
+	waiting    []WaitingGuard // guards[i] as a WaitingGuard, or nil; nil when none is
+	starters   []int          // the indexes of the Starters in guards
 	classify   Classifier
 	idempotent bool
 }
@@ -161,6 +162,12 @@ func New(cfg Config) (*Stack, error) {
 	for i, g := range s.guards {
 		if _, ok := g.(Starter); ok {
 			s.starters = append(s.starters, i)
+		}
+		if w, ok := g.(WaitingGuard); ok {
+			if s.waiting == nil {
+				s.waiting = make([]WaitingGuard, len(s.guards))
+			}
+			s.waiting[i] = w
 		}
 	}
 	return s, nil
@@ -288,8 +295,8 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 		}
 	}()
 	if s.picker == nil {
-		if err := s.enterGuards(ctx, key, a); err != nil {
-			return err
+		if err := s.enterGuards(ctx, key, total, a); err != nil {
+			return s.refusal(ctx, total, err, a)
 		}
 	} else {
 		// The guards inside keep their state per endpoint: when one of
@@ -314,12 +321,12 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 			}
 			a.put(p)
 			a.endpoint = addr
-			err = s.enterGuards(ctx, addr, a)
+			err = s.enterGuards(ctx, addr, total, a)
 			if err == nil {
 				break
 			}
 			if !errors.Is(err, ErrRejected) || waited(err) || i == maxPicks-1 {
-				return err
+				return s.refusal(ctx, total, err, a)
 			}
 			a.release(Ignored)
 			clear(a.extra) // release counted a.n down; the spill-over is empty again
@@ -341,6 +348,22 @@ func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid 
 	a.ended.Store(false)
 	admitted = true
 	return nil
+}
+
+// refusal returns the error of an attempt a guard refused: err, or, when
+// the call's total deadline ended a guard's wait (see WaitingGuard), the
+// total deadline's *timeout.Error. The guards are released by EnterBy.
+func (s *Stack) refusal(ctx context.Context, total time.Time, err error, a *Attempt) error {
+	if total.IsZero() || s.timeout == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	a.ctx, a.cancel = s.timeout.WithAttemptUntil(ctx, total) // done already: total has passed
+	if a.ctx.Err() == nil {
+		a.cancel()
+		a.ctx, a.cancel = ctx, nil
+		return err
+	}
+	return a.expired()
 }
 
 // expired ends an attempt whose context was done before it started, and
@@ -404,11 +427,29 @@ func waited(err error) bool {
 	return errors.As(err, &w) && w.Waited()
 }
 
+// A WaitingGuard is a Guard whose admission may wait: a bulkhead's queue.
+// A Stack holds a call's total deadline as a time, off the context (see
+// Stack.Deadline), so a wait on the context alone could outlast it: the
+// Stack admits its attempts through EnterUntil instead, when the call has
+// a total deadline. EnterUntil is Enter with the wait ended at until (zero:
+// unbounded), by a refusal matching context.DeadlineExceeded when until
+// ended it; the Stack returns the total deadline's *timeout.Error then.
+type WaitingGuard interface {
+	Guard
+	EnterUntil(ctx context.Context, key string, until time.Time) (Permit, error)
+}
+
 // enterGuards enters every guard on key, outermost first, putting their
 // permits in a.
-func (s *Stack) enterGuards(ctx context.Context, key string, a *Attempt) error {
-	for _, g := range s.guards {
-		p, err := g.Enter(ctx, key)
+func (s *Stack) enterGuards(ctx context.Context, key string, total time.Time, a *Attempt) error {
+	for i, g := range s.guards {
+		var p Permit
+		var err error
+		if s.waiting != nil && s.waiting[i] != nil && !total.IsZero() {
+			p, err = s.waiting[i].EnterUntil(ctx, key, total)
+		} else {
+			p, err = g.Enter(ctx, key)
+		}
 		if err != nil {
 			return err
 		}

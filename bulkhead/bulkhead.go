@@ -2,6 +2,7 @@ package bulkhead
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -17,7 +18,7 @@ type Bulkhead struct {
 	reg metric.Registration
 }
 
-var _ bulwark.Guard = (*Bulkhead)(nil)
+var _ bulwark.WaitingGuard = (*Bulkhead)(nil)
 
 // New validates cfg and returns its Bulkhead. A negative field, MaxWait
 // without MaxQueue, or an Adaptive field out of its range, is an error
@@ -60,7 +61,17 @@ func (b *Bulkhead) Enter(ctx context.Context, key string) (bulwark.Permit, error
 	if err := ctx.Err(); err != nil {
 		return bulwark.Permit{}, err
 	}
-	return b.l.enter(ctx, b)
+	return b.l.enter(ctx, b, time.Time{})
+}
+
+// EnterUntil is Enter with the wait in the queue ended at until too, with
+// context.DeadlineExceeded (bulwark.WaitingGuard): a bulwark.Stack calls
+// it with a call's total deadline. Zero until is Enter.
+func (b *Bulkhead) EnterUntil(ctx context.Context, key string, until time.Time) (bulwark.Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return bulwark.Permit{}, err
+	}
+	return b.l.enter(ctx, b, until)
 }
 
 // Release frees the slot of the attempt p admitted; callers call p.Done,

@@ -142,7 +142,7 @@ func (l *limiter) current() int64 {
 }
 
 // enter admits one attempt for g, whose caller has checked ctx.Err().
-func (l *limiter) enter(ctx context.Context, g bulwark.Guard) (bulwark.Permit, error) {
+func (l *limiter) enter(ctx context.Context, g bulwark.Guard, until time.Time) (bulwark.Permit, error) {
 	if l.sem.TryAcquire(1) {
 		// admit, written out: the fixed limit's fast path saves a call.
 		n := l.inFlight.Add(1)
@@ -154,11 +154,12 @@ func (l *limiter) enter(ctx context.Context, g bulwark.Guard) (bulwark.Permit, e
 	if l.maxQueue == 0 {
 		return bulwark.Permit{}, l.reject(ctx, ReasonNoQueue, l.noQueueOpts)
 	}
-	return l.wait(ctx, g)
+	return l.wait(ctx, g, until)
 }
 
-// wait is enter's slow path: queue for a slot, if the queue has room.
-func (l *limiter) wait(ctx context.Context, g bulwark.Guard) (bulwark.Permit, error) {
+// wait is enter's slow path: queue for a slot, if the queue has room, until
+// MaxWait has passed or until (zero: no bound), whichever comes first.
+func (l *limiter) wait(ctx context.Context, g bulwark.Guard, until time.Time) (bulwark.Permit, error) {
 	for {
 		q := l.queued.Load()
 		if q >= l.maxQueue {
@@ -168,11 +169,17 @@ func (l *limiter) wait(ctx context.Context, g bulwark.Guard) (bulwark.Permit, er
 			break
 		}
 	}
-	// Bound the wait by MaxWait only when the caller's deadline is later:
-	// when both would end it at once, it is the caller's deadline.
-	wctx := ctx
+	// Bound the wait by MaxWait and until only when the caller's deadline
+	// is later: when both would end it at once, it is the caller's
+	// deadline. When until comes first, the call's deadline ends the wait.
+	wctx, at, byUntil := ctx, time.Time{}, false
 	if l.maxWait > 0 {
-		at := time.Now().Add(l.maxWait)
+		at = time.Now().Add(l.maxWait)
+	}
+	if !until.IsZero() && (at.IsZero() || until.Before(at)) {
+		at, byUntil = until, true
+	}
+	if !at.IsZero() {
 		if dl, ok := ctx.Deadline(); !ok || dl.After(at) {
 			var cancel context.CancelFunc
 			wctx, cancel = context.WithDeadline(ctx, at)
@@ -191,6 +198,9 @@ func (l *limiter) wait(ctx context.Context, g bulwark.Guard) (bulwark.Permit, er
 	// MaxWait expired a moment before: report it as such.
 	if err := ctx.Err(); err != nil {
 		return bulwark.Permit{}, err
+	}
+	if byUntil {
+		return bulwark.Permit{}, context.DeadlineExceeded // the call's, not the bulkhead's
 	}
 	return bulwark.Permit{}, l.reject(ctx, ReasonMaxWait, l.waitedOpts)
 }

@@ -2,6 +2,7 @@ package bulkhead
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
@@ -33,7 +34,7 @@ type Set struct {
 	reg            metric.Registration
 }
 
-var _ bulwark.Guard = (*Set)(nil)
+var _ bulwark.WaitingGuard = (*Set)(nil)
 
 // NewSet validates cfg and returns its Set; it ignores cfg.Name. A negative
 // field, MaxWait without MaxQueue, or an Adaptive field out of its range,
@@ -79,7 +80,17 @@ func (s *Set) Enter(ctx context.Context, key string) (bulwark.Permit, error) {
 	if err := ctx.Err(); err != nil {
 		return bulwark.Permit{}, err
 	}
-	return s.keys.Get(key).enter(ctx, s)
+	return s.keys.Get(key).enter(ctx, s, time.Time{})
+}
+
+// EnterUntil is Enter with the wait in key's queue ended at until too,
+// with context.DeadlineExceeded (bulwark.WaitingGuard): a bulwark.Stack
+// calls it with a call's total deadline. Zero until is Enter.
+func (s *Set) EnterUntil(ctx context.Context, key string, until time.Time) (bulwark.Permit, error) {
+	if err := ctx.Err(); err != nil {
+		return bulwark.Permit{}, err
+	}
+	return s.keys.Get(key).enter(ctx, s, until)
 }
 
 // Release frees the slot of the attempt p admitted, even when p's key has

@@ -36,7 +36,7 @@ type Interceptors struct {
 	key           func(*grpc.ClientConn, string) string
 	classify      bulwark.Classifier
 	unary         *bulwark.Stack     // every unary call; a hedged one through its policy's Hedge
-	totalBinds    bool               // a call of one attempt has a total deadline that its attempt deadline does not preempt
+	totalBinds    bool               // a call of one attempt has a total deadline that its attempt deadline does not preempt, or that bounds a queue
 	streams       *bulwark.Stack     // every stream, for its whole life: the bulkhead and StreamTimeout
 	streamJudge   *bulwark.Stack     // every stream, until its first answer: the breaker; nil without one
 	methods       map[string]*policy // nil without Config.Methods
@@ -65,7 +65,11 @@ func New(cfg Config) (*Interceptors, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	ic := &Interceptors{key: cfg.Key, classify: cfg.Classify, totalBinds: cfg.TotalTimeout > 0 && cfg.AttemptTimeout == 0}
+	// The total deadline of a call of one attempt binds when no attempt
+	// deadline preempts it, or when the bulkhead's queue may make the
+	// attempt wait before its attempt deadline starts.
+	queues := cfg.Bulkhead != nil && cfg.Bulkhead.MaxQueue > 0
+	ic := &Interceptors{key: cfg.Key, classify: cfg.Classify, totalBinds: cfg.TotalTimeout > 0 && (cfg.AttemptTimeout == 0 || queues)}
 	if ic.classify == nil {
 		ic.classify = Classify
 	}
@@ -354,7 +358,8 @@ func (ic *Interceptors) keyOf(cc *grpc.ClientConn, method string) string {
 
 // total returns the total deadline of a unary call of one attempt. Its
 // attempt deadline, never longer than the total one, ends it first when
-// there is one: then the clock is not read for a deadline that cannot
+// there is one, unless the bulkhead's queue made it wait before it
+// started: otherwise the clock is not read for a deadline that cannot
 // bind.
 func (ic *Interceptors) total(ctx context.Context) time.Time {
 	if !ic.totalBinds {

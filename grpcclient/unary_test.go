@@ -268,3 +268,45 @@ func TestInvokerPanic(t *testing.T) {
 		t.Fatalf("%d slots held, want 0", n)
 	}
 }
+
+// A unary call queued in the bulkhead ends at its total deadline, though
+// its attempt deadline is shorter and only starts once the bulkhead admits
+// it: the queue is bounded by the total deadline, and the call never
+// reaches the server.
+func TestQueuedCallEndsAtTheTotalDeadline(t *testing.T) {
+	svc := &service{}
+	srv := newServer(t, svc)
+	cfg := grpcclient.Config{
+		TotalTimeout:   300 * time.Millisecond,
+		AttemptTimeout: 100 * time.Millisecond,
+		Bulkhead:       &bulkhead.Config{Limit: 1, MaxQueue: 1},
+		Key:            func(*grpc.ClientConn, string) string { return "one" }, // streams and calls share the slot
+	}
+	client, ic := dial(t, srv.addr, cfg)
+	hold, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := client.FullDuplexCall(hold); err != nil { // holds the only slot while it lives
+		t.Fatal(err)
+	}
+	if n := ic.Bulkheads().InFlight("one"); n != 1 {
+		t.Fatalf("%d in flight, want the stream's slot held", n)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second) // bounds the test, not the call
+	defer stop()
+	start := time.Now()
+	_, err := client.UnaryCall(ctx, request("queued", codes.OK))
+	elapsed := time.Since(start)
+	mustCode(t, err, codes.DeadlineExceeded)
+	if !errors.Is(err, timeout.ErrTimeout) {
+		t.Errorf("got %v, want our total deadline's error", err)
+	}
+	if elapsed < 300*time.Millisecond || elapsed > 5*time.Second {
+		t.Errorf("the queued call returned after %v, want its total deadline, 300ms", elapsed)
+	}
+	if n := svc.calls.Load(); n != 0 {
+		t.Errorf("the server received %d calls, want none", n)
+	}
+	if n := ic.Bulkheads().Queued("one"); n != 0 {
+		t.Errorf("%d still queued, want 0", n)
+	}
+}
