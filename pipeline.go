@@ -71,9 +71,12 @@ func NewPipeline[T any](cfg PipelineConfig[T]) (*Pipeline[T], error) {
 // Do runs call, identified by key (for the fallback's cache and for
 // coalescing: the same key means the same question), and returns its result
 // or the fallback's. The fallback's Lookup is asked first, even when ctx is
-// already done: a value at hand is returned with a nil error. A panic in call is not recovered here (Do records it as
-// a Failure and panics again); a coalesced call that panics crashes the
-// program rather than hiding the panic from the callers it was shared with.
+// already done: a value at hand is returned with a nil error. A panic in
+// call is not recovered here (Do records it as a Failure and panics again);
+// a coalesced call that panics crashes the program rather than hiding the
+// panic from the callers it was shared with, and one that calls
+// runtime.Goexit answers none of them: each waits for its own context to
+// end (the shared call runs under the total deadline, theirs need not).
 func (p *Pipeline[T]) Do(ctx context.Context, key string, call func(context.Context) (T, error)) (T, error) {
 	if p.fallback != nil {
 		if v, ok := p.fallback.Lookup(ctx, key); ok {
