@@ -74,9 +74,9 @@ func NewPipeline[T any](cfg PipelineConfig[T]) (*Pipeline[T], error) {
 // already done: a value at hand is returned with a nil error. A panic in
 // call is not recovered here (Do records it as a Failure and panics again);
 // a coalesced call that panics crashes the program rather than hiding the
-// panic from the callers it was shared with, and one that calls
-// runtime.Goexit answers none of them: each waits for its own context to
-// end (the shared call runs under the total deadline, theirs need not).
+// panic from the callers it was shared with; one that calls
+// runtime.Goexit answers each of them with an error saying so (its Failure
+// recorded, as Do does).
 func (p *Pipeline[T]) Do(ctx context.Context, key string, call func(context.Context) (T, error)) (T, error) {
 	if p.fallback != nil {
 		if v, ok := p.fallback.Lookup(ctx, key); ok {
@@ -99,6 +99,10 @@ func (p *Pipeline[T]) Do(ctx context.Context, key string, call func(context.Cont
 	return p.fallback.Recover(ctx, key, v, err)
 }
 
+// errFlightExited is the error of a coalesced call that called
+// runtime.Goexit.
+var errFlightExited = errors.New("bulwark: the coalesced call did not return: it called runtime.Goexit")
+
 type flight[T any] struct {
 	v   T
 	err error
@@ -115,11 +119,25 @@ func (p *Pipeline[T]) shared(ctx context.Context, key string, call func(context.
 	// deadline bounds it.
 	detached := context.WithoutCancel(ctx)
 	ch := p.flights.DoChan(key, func() (any, error) {
-		v, err := Do(detached, p.stack, p.key, call)
-		if err == nil && p.fallback != nil {
-			p.fallback.Store(detached, key, v)
-		}
-		return flight[T]{v, err}, nil
+		// The call runs on a goroutine of its own, so that one that calls
+		// runtime.Goexit ends that goroutine alone, and its callers are
+		// told: ended in the flight's, it would answer none of them.
+		done := make(chan flight[T], 1)
+		go func() {
+			returned := false
+			defer func() {
+				if !returned { // Goexit (a panic crashes the program on its way)
+					done <- flight[T]{err: errFlightExited}
+				}
+			}()
+			v, err := Do(detached, p.stack, p.key, call)
+			if err == nil && p.fallback != nil {
+				p.fallback.Store(detached, key, v)
+			}
+			returned = true
+			done <- flight[T]{v, err}
+		}()
+		return <-done, nil
 	})
 	select {
 	case r := <-ch:

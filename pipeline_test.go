@@ -3,6 +3,7 @@ package bulwark_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,34 @@ func TestPipelineCoalescedCallerLeavesAlone(t *testing.T) {
 		}
 		if flightErr != nil {
 			t.Fatalf("the shared call was cancelled (%v) when its first caller left", flightErr)
+		}
+	})
+}
+
+// A coalesced call that calls runtime.Goexit answers every caller sharing
+// it with an error, at once: none waits on a flight that will never land
+// (their contexts here never end).
+func TestPipelineCoalescedGoexitAnswersEveryCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := coalescing(t)
+		release := make(chan struct{})
+		call := func(ctx context.Context) (int, error) {
+			<-release
+			runtime.Goexit()
+			return 1, nil
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i := range errs {
+			wg.Go(func() { _, errs[i] = p.Do(context.Background(), "k", call) })
+		}
+		synctest.Wait() // every caller waits on the one flight
+		close(release)
+		wg.Wait()
+		for i, err := range errs {
+			if err == nil || !strings.Contains(err.Error(), "Goexit") {
+				t.Errorf("caller %d got %v, want an error naming runtime.Goexit", i, err)
+			}
 		}
 	})
 }
