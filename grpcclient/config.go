@@ -110,7 +110,8 @@ type FallbackConfig struct {
 	// Reply is the default reply. It is copied when the Interceptors are
 	// made and into each caller's reply, so it is never shared. For a full
 	// method name it must be of the method's reply type when the method is
-	// registered (protoregistry.GlobalFiles).
+	// registered (protoregistry.GlobalFiles). It must not be a nil pointer:
+	// an empty reply is a pointer to the message's zero value.
 	Reply proto.Message
 	// Func fills in reply, reset beforehand, as the answer to the call
 	// that failed with err, and returns nil; or it declines by returning
@@ -223,6 +224,11 @@ func (f *FallbackConfig) validate(field, method string) error {
 	}
 	if f.Reply == nil {
 		return nil
+	}
+	if !f.Reply.ProtoReflect().IsValid() {
+		// A nil pointer would answer every failure with an empty reply:
+		// a default never built, most likely. An empty reply is &T{}.
+		return fmt.Errorf("grpcclient: %s.Reply is a nil %T, want a message (for an empty one, a pointer to its zero value)", field, f.Reply)
 	}
 	if want, ok := replyType(method); ok {
 		if got := f.Reply.ProtoReflect().Descriptor().FullName(); got != want {

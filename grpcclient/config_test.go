@@ -68,6 +68,9 @@ func TestConfigInvalid(t *testing.T) {
 		{"fallback reply of another type", grpcclient.Config{Methods: map[string]grpcclient.Method{unaryMethod: {Fallback: &grpcclient.FallbackConfig{
 			Reply: &testpb.Empty{}}}}},
 			`Config.Methods["` + unaryMethod + `"].Fallback.Reply is a grpc.testing.Empty, want grpc.testing.SimpleResponse`},
+		{"fallback reply a nil pointer", grpcclient.Config{Methods: map[string]grpcclient.Method{unaryMethod: {Fallback: &grpcclient.FallbackConfig{
+			Reply: (*testpb.SimpleResponse)(nil)}}}},
+			`Config.Methods["` + unaryMethod + `"].Fallback.Reply is a nil *grpc_testing.SimpleResponse`},
 		{"cache", grpcclient.Config{Methods: map[string]grpcclient.Method{unaryMethod: {Fallback: &grpcclient.FallbackConfig{
 			Cache: &grpcclient.CacheConfig{FreshFor: time.Minute, MaxStale: time.Second}}}}},
 			`Config.Methods["` + unaryMethod + `"].Fallback.Cache: fallback: CacheConfig.MaxStale (1s) is shorter than CacheConfig.FreshFor (1m0s)`},

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
@@ -134,11 +135,14 @@ func DiscoveryDialOptions(ctx context.Context, r discovery.Resolver, service str
 	if err != nil {
 		return nil, nil, err
 	}
+	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
+	if err := checkServiceConfig(sc); err != nil {
+		return nil, nil, err
+	}
 	db, err := discovery.NewBalancer(ctx, r, service, cfg.Balancer)
 	if err != nil {
 		return nil, nil, err
 	}
-	registerOnce.Do(func() { balancer.Register(balancerBuilder{}) })
 	b := &resolverBuilder{r: r, service: service, db: db, serviceConfig: sc, bulkhead: bh}
 	return []grpc.DialOption{
 		grpc.WithResolvers(b),
@@ -255,6 +259,9 @@ func discoveryServiceConfig(base string) (string, error) {
 		if err := json.Unmarshal([]byte(base), &doc); err != nil {
 			return "", fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
 		}
+		if doc == nil { // JSON null: none, as grpc-go reads it
+			doc = map[string]any{}
+		}
 	}
 	delete(doc, "loadBalancingPolicy")
 	doc["loadBalancingConfig"] = []any{map[string]any{BalancerName: map[string]any{}}}
@@ -263,6 +270,21 @@ func discoveryServiceConfig(base string) (string, error) {
 		return "", fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
 	}
 	return string(out), nil
+}
+
+// checkServiceConfig has grpc-go parse sc, the service config the resolver
+// will serve. grpc-go exports no parser of its own, and parses what a
+// resolver serves only when a ClientConn first resolves: a config it
+// refuses would fail every call instead of DiscoveryDialOptions. A
+// ClientConn made for the purpose parses it as its default service
+// config, and is closed before it ever connects.
+func checkServiceConfig(sc string) error {
+	cc, err := grpc.NewClient("passthrough:///"+BalancerName,
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(sc))
+	if err != nil {
+		return fmt.Errorf("grpcclient: DiscoveryConfig.ServiceConfig: %w", err)
+	}
+	return cc.Close()
 }
 
 // Resolver returns a resolver builder, to give grpc.NewClient with

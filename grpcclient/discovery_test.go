@@ -300,6 +300,10 @@ func TestDiscoveryDialOptionsErrors(t *testing.T) {
 		want    string
 	}{
 		{"bad service config", st, discoService, grpcclient.DiscoveryConfig{ServiceConfig: "{"}, "DiscoveryConfig.ServiceConfig"},
+		{"service config not an object", st, discoService, grpcclient.DiscoveryConfig{ServiceConfig: "[]"}, "DiscoveryConfig.ServiceConfig"},
+		// JSON, but not a service config: grpc-go would refuse it only
+		// when the ClientConn first resolves, failing every call.
+		{"service config grpc-go refuses", st, discoService, grpcclient.DiscoveryConfig{ServiceConfig: `{"methodConfig": 5}`}, "DiscoveryConfig.ServiceConfig"},
 		{"nil resolver", nil, discoService, grpcclient.DiscoveryConfig{}, "nil Resolver"},
 		{"unknown service", st, "nobody", grpcclient.DiscoveryConfig{}, "unknown service"},
 		{"bad balancer config", st, discoService, grpcclient.DiscoveryConfig{Balancer: discovery.BalancerConfig{FailurePenalty: 0.5}}, "FailurePenalty"},
@@ -315,6 +319,19 @@ func TestDiscoveryDialOptionsErrors(t *testing.T) {
 				t.Errorf("got %q, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A service config of JSON null is none, as grpc-go reads it: the
+// balancer's alone.
+func TestDiscoveryNullServiceConfig(t *testing.T) {
+	servers, st := cluster(t, 1, nil)
+	c, _ := discoDial(t, st, grpcclient.DiscoveryConfig{ServiceConfig: "null"})
+	if _, err := c.UnaryCall(wait(t), request("x", codes.OK)); err != nil {
+		t.Fatal(err)
+	}
+	if got := servers[0].calls.Load(); got != 1 {
+		t.Fatalf("server got %d calls, want 1", got)
 	}
 }
 

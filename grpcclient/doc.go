@@ -30,10 +30,11 @@
 // grpc-go's too. Hedging, which grpc-go does not do, is this package's: a
 // method opts in (Method.Hedge, which declares it safe to repeat), each
 // hedged attempt passes the breaker and the bulkhead on its own, decodes
-// into a reply message of its own, and only the winner's reply is copied
-// into the caller's; a cancelled loser counts as Ignored, never as a
-// failure. Hedges draw on a retry.Budget that may be shared with other
-// clients, HTTP ones included.
+// into a reply message of its own, and only the winner's reply (and what
+// the call options ask for: header, trailer, peer) is copied into the
+// caller's; a cancelled loser counts as Ignored, never as a failure, and
+// the call returns once its losers have. Hedges draw on a retry.Budget
+// that may be shared with other clients, HTTP ones included.
 //
 // Client-side discovery and balancing (DiscoveryDialOptions) work below the
 // interceptors, on every attempt grpc-go makes: a discovery.Balancer picks

@@ -229,3 +229,45 @@ func TestFallbackCacheWithHedge(t *testing.T) {
 		}
 	}
 }
+
+// A fallback's reply shares no memory with the caller's: bytes changed in
+// place — in the reply a cache stored, in one it served fresh or in place
+// of a failure, in the default given to New or one it answered with —
+// change nothing that a later call gets.
+func TestFallbackRepliesShareNoMemory(t *testing.T) {
+	srv, down := switchable(t)
+	tests := []struct {
+		name string
+		f    *grpcclient.FallbackConfig // nil: Reply, def
+		want string
+	}{
+		{"stale cache", &grpcclient.FallbackConfig{Cache: &grpcclient.CacheConfig{}}, "stored"},
+		{"fresh cache", &grpcclient.FallbackConfig{Cache: &grpcclient.CacheConfig{FreshFor: time.Hour}}, "stored"},
+		{"default reply", nil, "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			def := &testpb.SimpleResponse{Payload: &testpb.Payload{Body: []byte("default")}}
+			f := tt.f
+			if f == nil {
+				f = &grpcclient.FallbackConfig{Reply: def}
+			}
+			down.Store(false)
+			client, _ := dial(t, srv.addr, withFallback(f))
+			resp, err := client.UnaryCall(wait(t), request("stored", codes.OK))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Payload.Body[0] = 'X'
+			def.Payload.Body[0] = 'X'
+			down.Store(true)
+			for range 2 {
+				resp, err := client.UnaryCall(wait(t), request("stored", codes.OK))
+				if err != nil || string(resp.GetPayload().GetBody()) != tt.want {
+					t.Fatalf("got %v, %v; want %q, untouched", resp, err, tt.want)
+				}
+				resp.Payload.Body[0] = 'Y'
+			}
+		})
+	}
+}

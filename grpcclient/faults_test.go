@@ -3,7 +3,6 @@ package grpcclient_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,14 +37,7 @@ func untilAdmitted(t *testing.T, call func() error) error {
 // calls without sending them; after its open period, trial calls (half
 // open) go through: a failed one opens it again, successful ones close it.
 func TestUnavailableBurstAndHalfOpenProbes(t *testing.T) {
-	var down atomic.Bool
-	srv := newServer(t, &service{})
-	srv.unary = func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-		if down.Load() {
-			return nil, status.Error(codes.Unavailable, "down")
-		}
-		return echo(req)
-	}
+	srv, down := switchable(t)
 	var changes []string
 	brk := &breaker.Config{ConsecutiveFailures: 3, OpenDuration: 5 * time.Millisecond, HalfOpenTrials: 2,
 		OnStateChange: func(e breaker.Event) { changes = append(changes, e.To.String()) }}

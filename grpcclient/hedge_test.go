@@ -6,12 +6,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/bulkhead"
@@ -183,4 +186,106 @@ func TestHedgeNeedsAProtoReply(t *testing.T) {
 	if got := calls.Load(); got != 1 {
 		t.Fatalf("got %d attempts, want 1", got)
 	}
+}
+
+// What a hedged call hands back through its call options — the header,
+// the trailer, the end (grpc.OnFinish) — is the winner's, as its reply
+// is: a loser, cancelled, writes none of it, and the caller's OnFinish
+// runs once, as grpc-go promises, with the call's own status.
+func TestHedgeCallOptionsAreTheWinners(t *testing.T) {
+	srv := newServer(t, &service{})
+	srv.unary = func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		if srv.calls.Load() == 1 {
+			_ = grpc.SendHeader(ctx, metadata.Pairs("attempt", "first"))
+			return blockUntilDone(ctx, req)
+		}
+		_ = grpc.SetHeader(ctx, metadata.Pairs("attempt", "hedge"))
+		_ = grpc.SetTrailer(ctx, metadata.Pairs("attempt", "hedge"))
+		return echo(req)
+	}
+	conn, _ := dialConn(t, srv.addr, hedged(10*time.Millisecond))
+	var header, trailer metadata.MD
+	var mu sync.Mutex
+	var finished []error
+	onFinish := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		finished = append(finished, err)
+	}
+	reply := &testpb.SimpleResponse{}
+	err := conn.Invoke(wait(t), unaryMethod, request("q", codes.OK), reply,
+		grpc.Header(&header), grpc.Trailer(&trailer), grpc.OnFinish(onFinish))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.calls.Load(); got != 2 {
+		t.Fatalf("server saw %d calls, want 2: the test needs a hedge", got)
+	}
+	if got := header.Get("attempt"); len(got) != 1 || got[0] != "hedge" {
+		t.Errorf("got header %v, want the winning hedge's", header)
+	}
+	if got := trailer.Get("attempt"); len(got) != 1 || got[0] != "hedge" {
+		t.Errorf("got trailer %v, want the winning hedge's", trailer)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(finished) != 1 || finished[0] != nil {
+		t.Errorf("OnFinish saw %v, want it called once, with the call's nil error", finished)
+	}
+}
+
+// A hedged call returns only once every attempt it started has returned:
+// a cancelled loser still busy with the call (encoding its request, in an
+// interceptor further in) must not outlive it, since the caller may reuse
+// its request and its call options the moment the call returns.
+func TestHedgedCallReturnsAfterItsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		budget, err := retry.NewBudget(retry.BudgetConfig{Ratio: 1, PerSecond: 1e6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic, err := grpcclient.New(grpcclient.Config{Budget: budget, Methods: map[string]grpcclient.Method{
+			unaryMethod: {Hedge: &hedge.Config{Delay: 10 * time.Millisecond}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ic.Close()
+		hedging := make(chan struct{}) // closed when the hedge runs
+		release := make(chan struct{}) // lets the cancelled hedge return
+		var n atomic.Int32
+		var hedgeReturned atomic.Bool
+		invoker := func(ctx context.Context, _ string, req, reply any, _ *grpc.ClientConn, _ ...grpc.CallOption) error {
+			if n.Add(1) == 1 {
+				<-hedging // the first attempt answers once the hedge runs: it wins
+				reply.(*testpb.SimpleResponse).Username = "first"
+				return nil
+			}
+			close(hedging)
+			<-ctx.Done() // cancelled: it lost
+			<-release
+			_ = proto.Size(req.(proto.Message))
+			hedgeReturned.Store(true)
+			return status.FromContextError(ctx.Err()).Err()
+		}
+		reply := &testpb.SimpleResponse{}
+		returned := make(chan error, 1)
+		go func() {
+			returned <- ic.UnaryClientInterceptor()(context.Background(), unaryMethod, request("q", codes.OK), reply, nil, invoker)
+		}()
+		<-hedging // the delay passes
+		synctest.Wait()
+		select {
+		case err := <-returned:
+			close(release)
+			t.Fatalf("the call returned (%v) while its cancelled hedge still ran", err)
+		default:
+		}
+		close(release)
+		if err := <-returned; err != nil {
+			t.Fatal(err)
+		}
+		if !hedgeReturned.Load() || reply.GetUsername() != "first" {
+			t.Fatalf("got %v, hedge returned: %v; want the first attempt's reply, every attempt returned", reply, hedgeReturned.Load())
+		}
+	})
 }

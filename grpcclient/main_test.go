@@ -63,6 +63,21 @@ func (s *service) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*te
 	return echo(req)
 }
 
+// switchable returns a server whose UnaryCall echoes, or answers
+// Unavailable while the returned flag is set.
+func switchable(t testing.TB) (*server, *atomic.Bool) {
+	t.Helper()
+	down := &atomic.Bool{}
+	srv := newServer(t, &service{})
+	srv.unary = func(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		if down.Load() {
+			return nil, status.Error(codes.Unavailable, "down")
+		}
+		return echo(req)
+	}
+	return srv, down
+}
+
 func echo(req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	if st := req.GetResponseStatus(); st.GetCode() != 0 {
 		return nil, status.Error(codes.Code(st.GetCode()), st.GetMessage())

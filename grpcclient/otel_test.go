@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
+	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
 )
 
@@ -149,7 +150,8 @@ func TestHedgeSpans(t *testing.T) {
 	// The attempt that reached the server first blocks until it is
 	// cancelled: usually the first, but on a busy machine the hedge may
 	// overtake it, and then the first wins and the hedge's span ends on
-	// its own goroutine after the call returned. Wait for both.
+	// its own goroutine, before the call returns (the call waits for its
+	// attempts). Both have ended; the wait is a bound.
 	for range 2 {
 		select {
 		case <-ended.ch:
@@ -202,4 +204,53 @@ func keys(m map[string]bool) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// A user's callback that panics — the Classifier at the end of a unary
+// call, the Key of a stream — goes on to the caller, and the attempt's
+// span is ended all the same: a span never ended is never exported, and
+// the spans of the RPC under it lose their parent.
+func TestSpansEndWhenUserCodePanics(t *testing.T) {
+	srv := newServer(t, nil)
+	tests := []struct {
+		name string
+		cfg  grpcclient.Config
+		call func(ctx context.Context, client testpb.TestServiceClient) error
+	}{
+		{"unary call, Classify",
+			grpcclient.Config{Classify: func(context.Context, error) bulwark.Outcome { panic(errTest) }},
+			func(ctx context.Context, client testpb.TestServiceClient) error {
+				_, err := client.UnaryCall(ctx, request("", codes.OK))
+				return err
+			}},
+		{"stream, Key",
+			grpcclient.Config{Key: func(*grpc.ClientConn, string) string { panic(errTest) }},
+			func(ctx context.Context, client testpb.TestServiceClient) error {
+				_, err := client.FullDuplexCall(ctx)
+				return err
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			defer tp.Shutdown(context.Background())
+			tt.cfg.TracerProvider = tp
+			client, _ := dial(t, srv.addr, tt.cfg)
+			ctx, parent := tp.Tracer("test").Start(wait(t), "caller")
+			func() {
+				defer func() {
+					if r := recover(); r != errTest {
+						t.Fatalf("recovered %v, want the callback's panic", r)
+					}
+				}()
+				err := tt.call(ctx, client)
+				t.Fatalf("the call returned %v, want the callback's panic", err)
+			}()
+			parent.End()
+			if started, ended := len(rec.Started()), len(rec.Ended()); started != ended {
+				t.Fatalf("%d spans started, %d ended, want every one ended", started, ended)
+			}
+		})
+	}
 }

@@ -43,11 +43,11 @@ func (ic *Interceptors) StreamClientInterceptor() grpc.StreamClientInterceptor {
 }
 
 func (ic *Interceptors) streamCall(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	key := ic.keyOf(cc, method) // user code: before the span, which a panic would leave open
 	s := &clientStream{}
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, s.span = ic.startSpan(ctx, method, 0)
 	}
-	key := ic.keyOf(cc, method)
 	if ic.streamJudge != nil {
 		if err := ic.streamJudge.EnterBy(ctx, key, time.Time{}, "", &s.judge); err != nil {
 			err = ic.rej.refused(err)
@@ -110,8 +110,19 @@ func (s *clientStream) finish(err error) {
 	if !s.ended.CompareAndSwap(false, true) {
 		return
 	}
+	// Finish ends the life's attempt even when the Classifier panics; the
+	// judge's permit (a breaker's half-open trial, maybe) must not be lost
+	// with it: its outcome is unknown, Ignored, and the panic goes on.
+	classified := false
+	defer func() {
+		if !classified {
+			s.judge.Done(bulwark.Ignored)
+			endSpan(s.span, bulwark.Ignored, err)
+		}
+	}()
 	settle(s.a.Context(), err)
 	o, err := s.a.Finish(err)
+	classified = true
 	s.judge.Done(o) // no effect if the stream answered before
 	endSpan(s.span, o, ours(err))
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
+	"github.com/bulwarkrpc/bulwark"
 	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/bulkhead"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
@@ -373,4 +376,77 @@ func TestStreamQueueTimeIsNotSlowness(t *testing.T) {
 	if _, err := o.s.Recv(); err != io.EOF {
 		t.Fatalf("second stream: %v, want io.EOF", err)
 	}
+}
+
+// A Classifier that panics on a stream's end still lets the breaker know
+// the stream is over (Ignored: its outcome is unknown), as it does the
+// bulkhead, and the panic reaches the caller: a permit lost there would
+// hold a half-open breaker's trial until its TrialTimeout.
+func TestStreamClassifierPanicReleasesTheBreaker(t *testing.T) {
+	srv := newServer(t, nil)
+	cfg := guarded()
+	cfg.Classify = func(ctx context.Context, err error) bulwark.Outcome {
+		if status.Code(err) == codes.Internal {
+			panic(errTest)
+		}
+		return grpcclient.Classify(ctx, err)
+	}
+	client, ic := dial(t, srv.addr, cfg)
+	stream, err := client.FullDuplexCall(wait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&testpb.StreamingOutputCallRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.Internal)}}); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != errTest {
+				t.Fatalf("recovered %v, want the Classifier's panic", r)
+			}
+		}()
+		_, err := stream.Recv()
+		t.Fatalf("Recv returned %v, want the Classifier's panic", err)
+	}()
+	held(t, ic, duplexMethod, 0)
+	counts(t, ic, duplexMethod, 0, 0, 1)
+}
+
+// grpc-go allows one goroutine to send on a stream while another
+// receives: the stream's guards follow, race-free, to the stream's end by
+// StreamTimeout, which both see (Send as io.EOF or our deadline, Recv as
+// our deadline), and its slot and its judgement are given back once.
+func TestStreamSendAndRecvConcurrently(t *testing.T) {
+	srv := newServer(t, nil)
+	cfg := guarded()
+	cfg.StreamTimeout = 100 * time.Millisecond
+	client, ic := dial(t, srv.addr, cfg)
+	stream, err := client.FullDuplexCall(wait(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := &testpb.StreamingOutputCallRequest{Payload: &testpb.Payload{Body: []byte("x")}}
+	var sendErr, recvErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for sendErr == nil {
+			sendErr = stream.Send(ping)
+		}
+	})
+	wg.Go(func() {
+		for recvErr == nil {
+			_, recvErr = stream.Recv()
+		}
+	})
+	wg.Go(func() { _, _ = stream.Header() })
+	wg.Wait()
+	if sendErr != io.EOF && (status.Code(sendErr) != codes.DeadlineExceeded || !errors.Is(sendErr, timeout.ErrTimeout)) {
+		t.Errorf("Send: got %v, want io.EOF or our deadline", sendErr)
+	}
+	mustCode(t, recvErr, codes.DeadlineExceeded)
+	if !errors.Is(recvErr, timeout.ErrTimeout) {
+		t.Errorf("Recv: got %v, want our deadline", recvErr)
+	}
+	settled(t, func() bool { return ic.Bulkheads().InFlight(duplexMethod) == 0 })
+	counts(t, ic, duplexMethod, 1, 0, 0) // judged by its first answer
 }

@@ -8,6 +8,10 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -20,7 +24,11 @@ import (
 // the bulkhead of the call's key, and the attempt deadline, which is the
 // deadline of the context given to the next invoker, and so is sent to the
 // server. It calls the invoker once per attempt: once, or once per hedged
-// attempt; grpc-go's own retries happen inside that invoker.
+// attempt; grpc-go's own retries happen inside that invoker. A hedged call
+// returns once every attempt it started has returned (the losers are
+// cancelled), and its call options see one call, the winner's: grpc.Header,
+// grpc.Trailer and grpc.Peer get the winning attempt's, and grpc.OnFinish
+// callbacks run once, with the call's error.
 //
 // The error it returns is the invoker's own, or one of its own that carries
 // a gRPC status (status.Code works) and matches its cause with errors.Is:
@@ -55,6 +63,7 @@ func (ic *Interceptors) call(ctx context.Context, p *policy, method string, req 
 	total := ic.unary.Deadline(ctx)
 	h := &hedgedCall{ic: ic, key: key, method: method, total: total, req: req, reply: reply,
 		typ: reply.ProtoReflect().Type(), cc: cc, invoker: invoker, opts: opts}
+	h.outputs()
 	// The Hedge leaves the winner's context alive: the call is over when
 	// this returns. Its attempts share one record of where each went, so
 	// that over DiscoveryDialOptions a hedge avoids the first attempt's
@@ -62,6 +71,11 @@ func (ic *Interceptors) call(ctx context.Context, p *policy, method string, req 
 	ctx, cancel := context.WithCancel(withAttempts(ctx))
 	defer cancel()
 	n, err := p.hedge.Run(ctx, bulwark.Call{Idempotent: true, Attempts: h, Deadline: total})
+	// The Hedge returns once the result is decided, while cancelled losers
+	// may still be running: wait for them, so that none reads the caller's
+	// request or writes to its call options once the caller has them back.
+	cancel()
+	h.wait()
 	if n > 0 && err == nil {
 		// Attempt n has returned: its reply is complete and no attempt
 		// writes to it any more. Attempt 0 decoded into the caller's reply
@@ -69,6 +83,7 @@ func (ic *Interceptors) call(ctx context.Context, p *policy, method string, req 
 		proto.Reset(reply)
 		proto.Merge(reply, h.replyOf(n))
 	}
+	h.copyOut(n, err)
 	return err
 }
 
@@ -86,18 +101,25 @@ func (ic *Interceptors) attempt(ctx context.Context, total time.Time, key, metho
 		return bulwark.Ignored, err
 	}
 	// Not recover(): it would miss runtime.Goexit and lose the panic's
-	// stack. An invoker that did not return is the endpoint's Failure.
-	returned := false
+	// stack. An invoker that did not return is the endpoint's Failure; a
+	// Classifier that panicked leaves the outcome unknown (Finish ends the
+	// attempt Ignored), and the span is ended all the same.
+	returned, finished := false, false
+	var err error
 	defer func() {
-		if !returned {
+		switch {
+		case !returned:
 			a.Done(bulwark.Failure)
 			endSpan(span, bulwark.Failure, errNotReturned)
+		case !finished:
+			endSpan(span, bulwark.Ignored, err)
 		}
 	}()
-	err := invoker(a.Context(), method, req, reply, cc, opts...)
+	err = invoker(a.Context(), method, req, reply, cc, opts...)
 	returned = true
 	settle(a.Context(), err)
 	o, err := a.Finish(err)
+	finished = true
 	err = ours(err)
 	endSpan(span, o, err)
 	return o, err
@@ -108,43 +130,195 @@ var errNotReturned = errors.New("grpcclient: the invoker panicked or exited its 
 // hedgedCall is one hedged unary call: the bulwark.Attempter the Hedge
 // runs. Attempt 0 decodes into the caller's reply; every other attempt
 // into a reply of its own, so that no two attempts ever write to the same
-// message.
+// message. The same goes for what the caller's call options write (the
+// header, the trailer, the peer): attempt 0 writes the caller's, every
+// other attempt its own, and the winner's are copied out. The caller's
+// OnFinish callbacks are taken out of every attempt's options and called
+// once, with the call's error.
 type hedgedCall struct {
-	ic      *Interceptors
-	key     string
-	method  string
-	total   time.Time
-	req     any
-	reply   proto.Message
-	typ     protoreflect.MessageType // of reply, read once before any attempt starts
-	cc      *grpc.ClientConn
-	invoker grpc.UnaryInvoker
-	opts    []grpc.CallOption
+	ic       *Interceptors
+	key      string
+	method   string
+	total    time.Time
+	req      any
+	reply    proto.Message
+	typ      protoreflect.MessageType // of reply, read once before any attempt starts
+	cc       *grpc.ClientConn
+	invoker  grpc.UnaryInvoker
+	opts     []grpc.CallOption // attempt 0's
+	caller   []grpc.CallOption // the caller's own, when opts is not: it writes or calls back
+	onFinish bool              // caller has OnFinish callbacks
 
 	mu      sync.Mutex
 	replies []proto.Message // attempt n's at replies[n-1]
+	outs    []*callOutputs  // attempt n's at outs[n-1]; nil without caller
+	running int             // attempts started and not returned
+	over    bool            // the call is over: no attempt starts any more
+	idle    chan struct{}   // closed when running drops to 0 once over
 }
 
-// Attempt runs attempt n.
+// callOutputs is what the output call options of one hedged attempt write.
+type callOutputs struct {
+	header, trailer metadata.MD
+	peer            peer.Peer
+}
+
+// outputs finds the caller's call options that write or call back, and
+// gives attempt 0 the caller's options less the OnFinish callbacks. Most
+// calls have none: they cost a look at each option.
+func (h *hedgedCall) outputs() {
+	found := false
+	for _, o := range h.opts {
+		switch o.(type) {
+		case grpc.OnFinishCallOption:
+			h.onFinish = true
+			found = true
+		case grpc.HeaderCallOption, grpc.TrailerCallOption, grpc.PeerCallOption:
+			found = true
+		}
+	}
+	if !found {
+		return
+	}
+	h.caller = h.opts
+	if h.onFinish {
+		h.opts = h.optsFor(nil)
+	}
+}
+
+// optsFor returns the caller's options for an attempt that writes to out:
+// its OnFinish callbacks left out, and its header, trailer and peer
+// written to out (nil: to the caller's own, for attempt 0).
+func (h *hedgedCall) optsFor(out *callOutputs) []grpc.CallOption {
+	opts := make([]grpc.CallOption, 0, len(h.caller))
+	for _, o := range h.caller {
+		switch o.(type) {
+		case grpc.OnFinishCallOption:
+			continue
+		case grpc.HeaderCallOption:
+			if out != nil {
+				o = grpc.Header(&out.header)
+			}
+		case grpc.TrailerCallOption:
+			if out != nil {
+				o = grpc.Trailer(&out.trailer)
+			}
+		case grpc.PeerCallOption:
+			if out != nil {
+				o = grpc.Peer(&out.peer)
+			}
+		}
+		opts = append(opts, o)
+	}
+	return opts
+}
+
+// Attempt runs attempt n, unless the call is over.
 func (h *hedgedCall) Attempt(ctx context.Context, n int) bulwark.Result {
-	reply := h.reply
+	reply, opts := h.reply, h.opts
+	var out *callOutputs
 	if n > 0 {
 		reply = h.typ.New().Interface()
-		h.mu.Lock()
+		if h.caller != nil {
+			out = &callOutputs{}
+			opts = h.optsFor(out)
+		}
+	}
+	h.mu.Lock()
+	if h.over {
+		// A hedge launched just before the call was decided, whose
+		// goroutine got here once the call was over: it must not touch
+		// the caller's request.
+		h.mu.Unlock()
+		return bulwark.Result{Outcome: bulwark.Ignored, Err: errCallOver}
+	}
+	h.running++
+	if n > 0 {
 		for len(h.replies) < n {
 			h.replies = append(h.replies, nil)
 		}
 		h.replies[n-1] = reply
-		h.mu.Unlock()
+		if out != nil {
+			for len(h.outs) < n {
+				h.outs = append(h.outs, nil)
+			}
+			h.outs[n-1] = out
+		}
 	}
-	o, err := h.ic.attempt(ctx, h.total, h.key, h.method, h.req, reply, h.cc, h.invoker, h.opts, n)
+	h.mu.Unlock()
+	defer h.returned()
+	o, err := h.ic.attempt(ctx, h.total, h.key, h.method, h.req, reply, h.cc, h.invoker, opts, n)
 	return bulwark.Result{Outcome: o, Err: err}
+}
+
+var errCallOver = status.Error(codes.Canceled, "grpcclient: the hedged call was over before this attempt started")
+
+// returned counts an attempt out.
+func (h *hedgedCall) returned() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.running--
+	if h.running == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
+
+// wait ends the call: no attempt starts any more, and it returns once
+// every attempt started has returned. Every attempt's context is
+// cancelled by then, so it does not wait long.
+func (h *hedgedCall) wait() {
+	h.mu.Lock()
+	h.over = true
+	if h.running == 0 {
+		h.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	h.idle = idle
+	h.mu.Unlock()
+	<-idle
 }
 
 func (h *hedgedCall) replyOf(n int) proto.Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.replies[n-1]
+}
+
+// copyOut hands the caller what its call options ask for: the header,
+// trailer and peer of attempt n, the winner, when it is not attempt 0
+// (which wrote the caller's own), and err to its OnFinish callbacks. Every
+// attempt has returned.
+func (h *hedgedCall) copyOut(n int, err error) {
+	if h.caller == nil {
+		return
+	}
+	var out *callOutputs
+	if n > 0 && n <= len(h.outs) {
+		out = h.outs[n-1]
+	}
+	if out == nil && n > 0 {
+		out = &callOutputs{} // it never started: nothing of a loser's stays
+	}
+	for _, o := range h.caller {
+		switch o := o.(type) {
+		case grpc.OnFinishCallOption:
+			o.OnFinish(err)
+		case grpc.HeaderCallOption:
+			if out != nil {
+				*o.HeaderAddr = out.header
+			}
+		case grpc.TrailerCallOption:
+			if out != nil {
+				*o.TrailerAddr = out.trailer
+			}
+		case grpc.PeerCallOption:
+			if out != nil {
+				*o.PeerAddr = out.peer
+			}
+		}
+	}
 }
 
 // withFallback runs a unary call of a method with a fallback.
