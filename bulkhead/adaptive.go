@@ -19,8 +19,7 @@ const (
 	maxLatency = 1<<32 - 1                  // units (~69s); a longer latency counts as this
 	forceClose = 1 << 15                    // successes that close a window whatever its age, long before the count overflows
 	minRef     = float64(1000 >> unitShift) // 1µs: a no-load latency below it is noise, not a reference
-	cutGain    = 1.25                       // a cut for latency that lowers it less than this did not help
-	probeGain  = 1.6                        // a probe halves again while halving lowered the latency more than this (2 when both levels queue)
+	cutGain    = 1.25                       // a lower limit that lowers the latency less than this did not help: a cut for latency, a probe's halving
 	sinceEver  = math.MinInt64 / 2          // a time long before any other, that subtracts without overflow
 )
 
@@ -53,17 +52,23 @@ type adaptive struct {
 	debt     atomic.Int64  // slots the limit shrank by while in use: releases keep them
 
 	// mu is held to end a window; it guards the fields below.
-	mu         sync.Mutex
-	est        float64 // the learned limit; fractional, so that small steps add up
-	noLoad     float64 // latency without queueing, in units; 0 until measured
-	lastMean   float64 // mean latency of the last window's successes, in units; 0 if none
-	cutForLat  bool    // the last window cut the limit for latency
-	lastProbe  int64   // when the last probe started
-	probing    bool    // the limit in force is a probe's, not est
-	probeLimit int64   // the probe's limit
-	prevLimit  int64   // the limit in force in the window before the last
-	probeRef   float64 // latency of the window before this probe step, in units
-	resumeRef  float64 // latency at est, before the probe
+	mu            sync.Mutex
+	est           float64 // the learned limit; fractional, so that small steps add up
+	noLoad        float64 // latency without queueing, in units; 0 until measured
+	known         bool    // noLoad was measured where a lower limit could not lower it: by a probe, or at minLimit
+	lastMean      float64 // mean latency of the last window's successes, in units; 0 if none
+	cutForLat     bool    // the last window cut the limit for latency
+	lastProbe     int64   // when the last probe started
+	probing       bool    // the limit in force is a probe's, not est
+	probeLimit    int64   // the probe's limit
+	prevLimit     int64   // the limit in force in the window before the last
+	probeRef      float64 // latency of the window before this probe step, in units
+	resumeRef     float64 // latency at est, before the probe
+	lastFailShare float64 // share of failures among the last window's ended attempts
+	trial         bool    // the limit in force is a step up, on trial for one window
+	trialBase     float64 // est before the step up
+	failedUps     int     // steps up in a row that found no room
+	growAfter     int64   // no step up before then
 }
 
 func newAdaptive(c AdaptiveConfig, limit int) *adaptive {
@@ -78,6 +83,10 @@ func newAdaptive(c AdaptiveConfig, limit int) *adaptive {
 		minSamples: uint64(c.MinSamples),
 		est:        float64(c.InitialLimit),
 		lastProbe:  sinceEver,
+		growAfter:  sinceEver,
+		// The first window runs at the initial limit throughout: it is
+		// steady, and may start the first probe.
+		prevLimit: int64(c.InitialLimit),
 	}
 	a.limit.Store(int64(c.InitialLimit))
 	a.winEnd.Store(a.window)
@@ -175,6 +184,8 @@ func (a *adaptive) update(now int64, w windowStats) int64 {
 	if a.probing {
 		return a.probeStep(w)
 	}
+	trial := a.trial
+	a.trial = false
 	factor := 1.0
 	if w.failures > 0 {
 		factor = float64(w.successes) / float64(w.successes+w.failures)
@@ -201,28 +212,69 @@ func (a *adaptive) update(now int64, w windowStats) int64 {
 				factor = min(factor, ref/w.mean)
 			}
 		}
+		if float64(a.limit.Load()) <= a.minLimit {
+			a.known = true // no lower limit to compare with
+		}
 		a.lastMean = w.mean
 	}
 	a.cutForLat = latencyHigh
+	// A step up failed when its window saw latency that would not let the
+	// limit grow, or a share of failures above the window's before by more
+	// than one failure: failures at the rate before are not the step's.
+	n := float64(w.successes + w.failures)
+	failedUp := trial && (!latencyLow || float64(w.failures) > (a.lastFailShare*n+1))
+	if n > 0 {
+		a.lastFailShare = float64(w.failures) / n
+	}
+	if trial && !failedUp {
+		a.failedUps = 0 // the step up found room
+	}
+	probeDue := steady && w.reached && now-a.lastProbe >= a.probeEvery && a.est >= a.minLimit+1 && a.lastMean > 0
 	switch {
+	case failedUp:
+		// The step up found no room: the endpoint queued or failed more
+		// at the higher limit, because of the step. Step back, and wait
+		// twice as long as the last time before the next step up: against
+		// an endpoint at its capacity, steps up are a window's queueing
+		// each, and rare.
+		a.est = a.trialBase
+		a.cutForLat = !latencyLow
+		a.failedUps++
+		a.growAfter = now + a.upHold()
+	case probeDue && (factor == 1 || !a.known && !latencyHigh):
+		// The first probe comes before any step up and despite a few
+		// failures: the first no-load latency was measured at the initial
+		// limit, perhaps already queueing. A probe that meets failures
+		// gives up, and the next comes soon.
+		a.probing, a.lastProbe = true, now
+		a.probeLimit = max(int64(a.minLimit), int64(a.est)/2)
+		a.probeRef, a.resumeRef = a.lastMean, a.lastMean
+		return a.probeLimit
 	case factor < 1:
 		a.est *= max(factor, a.backoff)
-	case w.reached && latencyLow:
+	case w.reached && latencyLow && a.known && now >= a.growAfter:
 		// From the limit in force, not est: a fraction left by a cut
 		// must not make a step of more than sqrt(limit).
 		l := math.Floor(a.est)
+		a.trial, a.trialBase = true, a.est
 		a.est = l + math.Sqrt(l)
 	}
 	a.est = min(max(a.est, a.minLimit), a.maxLimit)
-
-	limit := int64(a.est)
-	if steady && w.reached && factor == 1 && now-a.lastProbe >= a.probeEvery && float64(limit) > a.minLimit && a.lastMean > 0 {
-		a.probing, a.lastProbe = true, now
-		a.probeLimit = max(int64(a.minLimit), limit/2)
-		a.probeRef, a.resumeRef = a.lastMean, a.lastMean
-		return a.probeLimit
+	if a.trial && int64(a.est) == a.prevLimit {
+		a.trial = false // at the ceiling: no step at all
 	}
-	return limit
+	return int64(a.est)
+}
+
+// upHold returns how long to wait before the next step up after
+// a.failedUps failed ones in a row: Window doubled for each, up to
+// ProbeInterval.
+func (a *adaptive) upHold() int64 {
+	hold := a.window
+	for i := 0; i < a.failedUps && hold < a.probeEvery; i++ {
+		hold *= 2
+	}
+	return min(hold, a.probeEvery)
 }
 
 // probeStep learns from a window run at a probe's limit: while halving
@@ -231,12 +283,12 @@ func (a *adaptive) update(now int64, w windowStats) int64 {
 // cut for the latency it had against that no-load latency.
 func (a *adaptive) probeStep(w windowStats) int64 {
 	if w.failures == 0 && w.successes > 0 {
-		if a.probeRef > w.mean*probeGain && float64(a.probeLimit) > a.minLimit {
+		if a.probeRef > w.mean*cutGain && float64(a.probeLimit) > a.minLimit {
 			a.probeRef = w.mean
 			a.probeLimit = max(int64(a.minLimit), a.probeLimit/2)
 			return a.probeLimit
 		}
-		a.noLoad = w.mean
+		a.noLoad, a.known = w.mean, true
 		ref := max(a.noLoad, minRef)
 		// Unlike a window's, this cut is not bounded by Backoff: the probe
 		// measured, over several windows, how much of the latency at est
@@ -250,6 +302,9 @@ func (a *adaptive) probeStep(w windowStats) int64 {
 		// Failures even at the probe's limit: give up the probe, cut.
 		a.est *= max(float64(w.successes)/float64(w.successes+w.failures), a.backoff)
 		a.cutForLat = false
+		if !a.known {
+			a.lastProbe = sinceEver // no step up before a probe: try again soon
+		}
 	}
 	a.probing = false
 	a.est = min(max(a.est, a.minLimit), a.maxLimit)

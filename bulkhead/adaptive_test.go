@@ -3,6 +3,7 @@ package bulkhead_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"runtime"
@@ -35,18 +36,43 @@ func newServer(capacity, maxQueue int, service func() time.Duration) *server {
 
 // call serves one request and returns its outcome.
 func (s *server) call() bulwark.Outcome {
+	o, _ := s.serve()
+	return o
+}
+
+// serve serves one request and returns its outcome, and whether it found
+// every slot busy and waited for one.
+func (s *server) serve() (o bulwark.Outcome, queued bool) {
 	if s.maxQueue > 0 {
 		if s.waiting.Add(1) > s.maxQueue+int64(cap(s.slots)) {
 			s.waiting.Add(-1)
 			time.Sleep(200 * time.Microsecond)
-			return bulwark.Failure
+			return bulwark.Failure, false
 		}
 		defer s.waiting.Add(-1)
 	}
-	s.slots <- struct{}{} // blocked senders are served in order
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		queued = true
+		s.slots <- struct{}{} // blocked senders are served in order
+	}
 	time.Sleep(s.service())
 	<-s.slots
-	return bulwark.Success
+	return bulwark.Success, queued
+}
+
+// occupy takes n of s's slots until the returned function is called: the
+// endpoint serves n fewer at once meanwhile.
+func (s *server) occupy(n int) (free func()) {
+	for range n {
+		s.slots <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-s.slots
+		}
+	}
 }
 
 // wholeMillis returns service times of 8 to 12ms, whole milliseconds.
@@ -108,38 +134,59 @@ func converge(t *testing.T, g *bulkhead.Bulkhead, srv *server, callers int, d ti
 type overloadResult struct {
 	p50, p99          time.Duration // of admitted attempts
 	served, shed, rej int           // per second: successes, server sheds, local rejections
+	rejected          int           // local rejections in all
+	queued            float64       // share of the successes that waited for a slot at the endpoint, in %
+	limits            []int         // the limit in force every 10ms, from the start
+}
+
+func (r overloadResult) String() string {
+	return fmt.Sprintf("admitted p50 %v, p99 %v; a second: %d served, %d shed, %d rejected (%d in all); %.1f%% of the served queued",
+		r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.served, r.shed, r.rej, r.rejected, r.queued)
 }
 
 // overload models the benchmark's overload scenario for one endpoint: it
 // serves one request at a time, ~10ms each (normal, sd 2ms), queues 4 and
 // sheds the rest fast; callers offer 200 requests a second, twice what it
 // serves, in an open loop. Statistics skip the first skip of d.
-func overload(t *testing.T, g bulwark.Guard, d, skip time.Duration) overloadResult {
-	return offer(t, g, 1, 5*time.Millisecond, d, skip)
+func overload(t *testing.T, b *bulkhead.Bulkhead, d, skip time.Duration) overloadResult {
+	return offer(t, b, newLoadServer(1), 5*time.Millisecond, d, skip)
 }
 
-// offer is overload with an endpoint of the given capacity (queueing 4)
-// and a mean gap between arrivals.
-func offer(t *testing.T, g bulwark.Guard, capacity int, gap, d, skip time.Duration) overloadResult {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(7, 7))
+// newLoadServer returns the endpoint of overload with the given capacity:
+// ~10ms a request (normal, sd 2ms), 4 queued at most.
+func newLoadServer(capacity int) *server {
+	rng := rand.New(rand.NewPCG(7, uint64(capacity)))
 	var mu sync.Mutex
-	srv := newServer(capacity, 4, func() time.Duration {
+	return newServer(capacity, 4, func() time.Duration {
 		mu.Lock()
 		defer mu.Unlock()
 		return max(time.Duration((10+2*rng.NormFloat64())*float64(time.Millisecond)), time.Millisecond)
 	})
+}
+
+// offer is overload with the endpoint srv and a mean gap between arrivals.
+func offer(t *testing.T, b *bulkhead.Bulkhead, srv *server, gap, d, skip time.Duration) overloadResult {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 7))
+	var mu sync.Mutex
 	start := time.Now()
 	var (
-		wg                 sync.WaitGroup
-		lats               []time.Duration
-		served, shed, rejs int
+		wg                         sync.WaitGroup
+		lats                       []time.Duration
+		served, shed, rejs, queued int
+		limits                     []int
 	)
+	wg.Go(func() {
+		for time.Since(start) < d {
+			limits = append(limits, b.Limit())
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	for time.Since(start) < d {
 		wg.Go(func() {
 			t0 := time.Now()
 			counted := t0.Sub(start) >= skip
-			p, err := g.Enter(t.Context(), "")
+			p, err := b.Enter(t.Context(), "")
 			if err != nil {
 				if counted {
 					mu.Lock()
@@ -148,13 +195,16 @@ func offer(t *testing.T, g bulwark.Guard, capacity int, gap, d, skip time.Durati
 				}
 				return
 			}
-			o := srv.call()
+			o, q := srv.serve()
 			p.Done(o)
 			if counted {
 				mu.Lock()
 				lats = append(lats, time.Since(t0))
 				if o == bulwark.Success {
 					served++
+					if q {
+						queued++
+					}
 				} else {
 					shed++
 				}
@@ -171,7 +221,9 @@ func offer(t *testing.T, g bulwark.Guard, capacity int, gap, d, skip time.Durati
 	secs := int((d - skip) / time.Second)
 	return overloadResult{
 		p50: lats[len(lats)/2], p99: lats[len(lats)*99/100],
-		served: served / secs, shed: shed / secs, rej: rejs / secs,
+		served: served / secs, shed: shed / secs, rej: rejs / secs, rejected: rejs,
+		queued: 100 * float64(queued) / float64(max(served, 1)),
+		limits: limits,
 	}
 }
 
@@ -209,34 +261,162 @@ func TestAdaptiveConverges(t *testing.T) {
 // TestAdaptiveOverload models the benchmark's overload scenario: a fixed
 // limit lets every attempt queue at the endpoint, an adaptive one keeps
 // the admitted attempts' p99 within twice the healthy one (~16ms), without
-// rejecting most of what the endpoint can serve.
+// rejecting most of what the endpoint can serve. At a limit of 1, the
+// endpoint idles from the end of an attempt to the next arrival, 5ms on
+// average here: 2/3 of its 100 a second is what it serves without
+// queueing (with several endpoints sharing the arrivals, as in the
+// benchmark, more).
 func TestAdaptiveOverload(t *testing.T) {
 	const target = 32 * time.Millisecond
 	synctest.Test(t, func(t *testing.T) {
 		r := overload(t, mustNew(t, bulkhead.Config{Limit: 256}), 22*time.Second, 2*time.Second)
-		t.Logf("fixed:    %+v", r)
+		t.Logf("fixed:    %v", r)
 		if r.p99 <= target {
 			t.Errorf("fixed limit: got admitted p99 %v, want above %v (the model no longer overloads)", r.p99, target)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		r := overload(t, mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{}}), 22*time.Second, 2*time.Second)
-		t.Logf("adaptive: %+v", r)
+		t.Logf("adaptive: %v", r)
 		if r.p99 > target {
 			t.Errorf("adaptive limit: got admitted p99 %v, want <= %v", r.p99, target)
 		}
-		if r.served < 70 || r.shed > 2 {
-			t.Errorf("adaptive limit: got %d served and %d shed a second, want >= 70 of the 100 the endpoint serves, and ~0 shed", r.served, r.shed)
+		if r.served < 60 || r.shed > 2 {
+			t.Errorf("adaptive limit: got %d served and %d shed a second, want >= 60 of the 100 the endpoint serves, and ~0 shed", r.served, r.shed)
 		}
 	})
 	// An endpoint with room to spare (8 at once, 500 a second offered, of
-	// the 800 it serves) must see nothing of the limit.
+	// the 800 it serves) sees next to nothing of the limit: only probes,
+	// a window at half the limit every ProbeInterval, reject a few
+	// attempts, at the peaks of the arrivals.
 	synctest.Test(t, func(t *testing.T) {
-		r := offer(t, mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{}}), 8, 2*time.Millisecond, 22*time.Second, 2*time.Second)
-		t.Logf("adaptive, healthy: %+v", r)
-		if r.rej > 0 || r.p99 > 17*time.Millisecond {
-			t.Errorf("adaptive limit, healthy endpoint: got %d rejected a second, p99 %v, want none, <= 17ms", r.rej, r.p99)
+		r := offer(t, mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{}}), newLoadServer(8), 2*time.Millisecond, 22*time.Second, 2*time.Second)
+		t.Logf("adaptive, healthy: %v", r)
+		if r.rejected > 50 || r.p99 > 17*time.Millisecond {
+			t.Errorf("adaptive limit, healthy endpoint: got %d of ~10000 rejected, p99 %v, want <= 50 (0.5%%), <= 17ms", r.rejected, r.p99)
 		}
+	})
+}
+
+// TestAdaptiveOverloadQueueing: against an endpoint that serves one
+// attempt at a time, under more load than it serves, few admitted attempts
+// wait there behind another, counting from the start at the InitialLimit
+// httpclient.Standard's documentation recommends, 4 (the benchmark counts
+// from there too): the limit learns the endpoint's capacity by a probe
+// before any step up, and then tries a step up (to 2, where everything
+// queues) rarely, ever more rarely while each fails.
+func TestAdaptiveOverloadQueueing(t *testing.T) {
+	tests := []struct {
+		name       string
+		initial    int
+		gap        time.Duration // mean, between arrivals
+		skip       time.Duration
+		maxQueued  float64 // %
+		maxStepsUp int     // after the first 2s
+	}{
+		{"2x, from 4", 4, 5 * time.Millisecond, 0, 10, 6},
+		// From the default, 16: the endpoint sheds what exceeds its queue
+		// of 4 meanwhile, and the learning takes longer.
+		{"2x, from 16, after 2s", 16, 5 * time.Millisecond, 2 * time.Second, 10, 6},
+		// At 1.2x, a limit of 2 queues less (its latency is ~1.25 times
+		// the no-load one, which Tolerance 1.5 accepts), and a step up to
+		// 2 may hold for a while.
+		{"1.2x, from 4", 4, 8333 * time.Microsecond, 0, 25, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: tt.initial}})
+				r := offer(t, b, newLoadServer(1), tt.gap, 22*time.Second, tt.skip)
+				t.Logf("%v", r)
+				if r.queued > tt.maxQueued || r.p99 > 30*time.Millisecond {
+					t.Errorf("got %.1f%% of the admitted attempts served queued, admitted p99 %v; want <= %v%%, <= 30ms (twice the endpoint's p99, ~15ms)", r.queued, r.p99, tt.maxQueued)
+				}
+				// Steps up from 1 to 2 after the first 2s: each failed one
+				// doubles the wait before the next, up to ProbeInterval.
+				ups := 0
+				for i := 201; i < len(r.limits); i++ {
+					if r.limits[i] > r.limits[i-1] {
+						ups++
+					}
+				}
+				if ups > tt.maxStepsUp {
+					t.Errorf("got %d steps up in the last 20s, want <= %d", ups, tt.maxStepsUp)
+				}
+			})
+		})
+	}
+}
+
+// TestAdaptiveStartup: from its initial limit, above an endpoint's
+// capacity, the limit does not step up before a probe has measured the
+// no-load latency (a first window already queueing gives no reference),
+// so that the endpoint never sheds for it; it reaches the capacity within
+// a few windows.
+func TestAdaptiveStartup(t *testing.T) {
+	for _, initial := range []int{2, 4} {
+		t.Run("from "+strconv.Itoa(initial), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: initial}})
+				r := offer(t, b, newLoadServer(1), 5*time.Millisecond, 2*time.Second, 0)
+				t.Logf("%v; limits: %v", r, r.limits[:60])
+				if got := slices.Max(r.limits); got > initial {
+					t.Errorf("limit: got at most %d, want <= %d (the initial limit)", got, initial)
+				}
+				if r.shed > 0 {
+					t.Errorf("got %d shed a second, want 0", r.shed)
+				}
+				if got := slices.Min(r.limits[:50]); got != 1 {
+					t.Errorf("limit in the first 500ms: got min %d, want 1", got)
+				}
+			})
+		})
+	}
+}
+
+// TestAdaptiveCapacity: against endpoints that serve 4 and 16 at once,
+// under twice the load they serve, from 4, the limit finds the capacity
+// and stays between it and (1+Tolerance)/2 (1.25) times it: it neither
+// collapses nor queues more than a step up showed to be harmless. An
+// endpoint that serves 1, then 8: the limit stays at 1 while it serves 1
+// (steps up are rare), and follows the capacity within a ProbeInterval
+// (the longest wait between steps up) and a few windows.
+func TestAdaptiveCapacity(t *testing.T) {
+	for _, c := range []int{4, 16} {
+		t.Run("capacity "+strconv.Itoa(c), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 4}})
+				r := offer(t, b, newLoadServer(c), 5*time.Millisecond/time.Duration(c), 22*time.Second, 2*time.Second)
+				settled := r.limits[200:]
+				p10, p90 := percentile(settled, 10), percentile(settled, 90)
+				t.Logf("%v; limit after 2s: p10 %d, p50 %d, p90 %d", r, p10, percentile(settled, 50), p90)
+				if p10 < c || p90 > c*5/4 {
+					t.Errorf("limit after 2s: got p10 %d, p90 %d, want both in [%d, %d]", p10, p90, c, c*5/4)
+				}
+				if r.served < c*100*8/10 {
+					t.Errorf("got %d served a second, want >= 80%% of the %d the endpoint serves", r.served, c*100)
+				}
+			})
+		})
+	}
+	t.Run("growing", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b := mustNew(t, bulkhead.Config{Limit: 256, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 4}})
+			srv := newLoadServer(8)
+			free := srv.occupy(7) // capacity 1 for the first 20s, then 8
+			go func() {
+				time.Sleep(20 * time.Second)
+				free()
+			}()
+			r := offer(t, b, srv, 625*time.Microsecond, 40*time.Second, 20*time.Second)
+			t.Logf("%v", r)
+			if got := percentile(r.limits[1000:2000], 90); got != 1 {
+				t.Errorf("limit from 10s to 20s: got p90 %d, want 1", got)
+			}
+			if got := percentile(r.limits[3200:], 10); got < 8 {
+				t.Errorf("limit from 32s on: got p10 %d, want >= 8", got)
+			}
+		})
 	})
 }
 
@@ -425,7 +605,9 @@ func TestAdaptiveQueue(t *testing.T) {
 	})
 	t.Run("grow", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			b := mustNew(t, bulkhead.Config{Limit: 8, MaxQueue: 8, Adaptive: &bulkhead.AdaptiveConfig{InitialLimit: 2, MinSamples: 2}})
+			// At MinLimit the first window may step up: there is no lower
+			// limit to probe the no-load latency at first.
+			b := mustNew(t, bulkhead.Config{Limit: 8, MaxQueue: 8, Adaptive: &bulkhead.AdaptiveConfig{MinLimit: 2, InitialLimit: 2, MinSamples: 2}})
 			p1 := mustEnter(t, b, t.Context(), "")
 			p2 := mustEnter(t, b, t.Context(), "")
 			admitted := make(chan bulwark.Permit, 8)

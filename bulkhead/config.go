@@ -80,23 +80,38 @@ type Config struct {
 //   - a share f of failures cuts L to (1-f) × L;
 //   - no window cuts L below Backoff × L (a probe's restore aside), so
 //     that a burst of failures or one slow window cannot collapse it;
-//   - a window with neither grows L by sqrt(L), but only if L was reached
-//     during the window (an idle or lightly used limit does not grow) and
-//     the mean latency was at most (1+Tolerance)/2 times the no-load
-//     latency (above that and up to Tolerance, L holds: growing would
-//     only build a queue);
+//   - a window with neither steps L up by sqrt(L) (1 to 2, 4 to 6, 16 to
+//     20), but only if L was reached during the window (an idle or
+//     lightly used limit does not grow), the mean latency was at most
+//     (1+Tolerance)/2 times the no-load latency (above that and up to
+//     Tolerance, L holds: growing would only build a queue), and a probe
+//     has measured the no-load latency (or L is MinLimit): the first
+//     windows, at InitialLimit, may be queueing already;
+//   - a step up is on trial for the next window: when that window's mean
+//     latency is above (1+Tolerance)/2 times the no-load latency, or its
+//     failures exceed the rate of the window before by more than one, the
+//     step found no room and L steps back. The next step up then waits
+//     2 × Window, and twice as long after each step back in a row, up to
+//     ProbeInterval; a step that holds ends the wait. Against an endpoint
+//     at its capacity, a step up queues attempts for one window, and
+//     rarely;
 //   - a cut that did not lower the latency, or a queueing latency at
 //     MinLimit, says the latency is the endpoint's own, not queueing this
 //     limit caused: it becomes the no-load latency instead of cutting L;
-//   - every ProbeInterval, when L was reached in a window that ran at the
-//     same L as the one before, L is halved for a window (and halved
-//     again while that halves the latency) to measure the no-load
-//     latency afresh; then L is restored, cut by what the probe showed
-//     was queueing. Without probes a no-load latency first measured
+//   - when L was reached in a window that ran at the same L as the one
+//     before (the first window counts), at most every ProbeInterval, L is
+//     halved for a window, and halved again while that lowers the latency
+//     by more than a fifth, to measure the no-load latency afresh; then
+//     L is restored, cut by what the probe showed was queueing. The first
+//     probe comes as soon as L is reached, before any step up, even with
+//     a few failures. Without probes a no-load latency first measured
 //     under overload would hold L too high.
 //
 // Against an endpoint that serves C attempts at once and queues the rest,
-// L settles between about C and Tolerance × C (1 and 2 for C = 1).
+// under more load than it serves, L settles between about C and
+// (1+Tolerance)/2 × C: at 1 for C = 1, stepping up to 2 for a window ever
+// more rarely; under a lighter load, where a higher L queues less, up to
+// Tolerance × C.
 type AdaptiveConfig struct {
 	// MinLimit is the floor the limit never drops below. Zero means 1.
 	// It must not exceed Config.Limit.
@@ -122,9 +137,10 @@ type AdaptiveConfig struct {
 	// never changes. Zero means 8; at most 4096.
 	MinSamples int
 	// ProbeInterval is how often the no-load latency is re-measured by
-	// halving the limit for a window, when the limit is being reached.
-	// The first probe comes as soon as the limit is reached in a window
-	// at an unchanged limit. Zero means 10s.
+	// halving the limit for a window, when the limit is being reached,
+	// and the longest wait between a step up that found no room and the
+	// next. The first probe comes as soon as the limit is reached in a
+	// window at an unchanged limit. Zero means 10s.
 	ProbeInterval time.Duration
 }
 
