@@ -122,7 +122,7 @@ func TestDiscoverySpreads(t *testing.T) {
 			// Peak-EWMA follows latency: on a loaded machine one server may
 			// look slower for a while and draw less (29 of 300 once), but
 			// none is starved.
-			least := n / 10
+			least := int32(n / 10)
 			if policy == discovery.PeakEWMA {
 				least = n / 20
 			}
