@@ -275,9 +275,9 @@ func (s *Stack) Enter(ctx context.Context, key string, a *Attempt) error {
 // breaker open, its bulkhead full) is passed over for another, up to three
 // instances in all; the last refusal is returned if none admits it, if the
 // Picker names an instance refused already, or if the refusal came after a
-// wait (see Waiter). An attempt that has no time left once every guard
-// admitted it (total passed while a guard made it wait, or ctx ended) is
-// refused too, with the total deadline's *timeout.Error or ctx.Err(), and
+// wait (see Waiter). With a Timeout, an attempt that has no time left once
+// every guard admitted it (total passed while a guard made it wait, or ctx
+// ended) is refused too, with the total deadline's *timeout.Error or ctx.Err(), and
 // its guards are released as Ignored: it never reached the endpoint.
 func (s *Stack) EnterBy(ctx context.Context, key string, total time.Time, avoid string, a *Attempt) error {
 	if a.stack != nil && !a.ended.Load() {

@@ -615,8 +615,9 @@ const maxPicks = 16
 //
 // When some instance picked was at its limit and none could be used, the
 // refusal is ResourceExhausted, at once, even if other connections are
-// still being made: shedding load must not wait. Pick stops asking as soon
-// as every ready instance has been found at its limit.
+// still being made: shedding load must not wait. Pick asks an instance's
+// limit at most once, and stops asking as soon as every ready instance has
+// been found at its limit.
 func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	tried := attemptsOf(info.Ctx)
 	avoid := ""
@@ -639,17 +640,22 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		if c != nil && c.state == connectivity.Ready {
 			var slot bulwark.Permit
 			if p.bulkheads != nil {
+				if slices.Contains(full[:nFull], c) {
+					// Found at its limit already in this Pick: asking
+					// again would count the one attempt's refusal twice.
+					permit.Done(bulwark.Ignored)
+					avoid = addr
+					continue
+				}
 				if slot, err = p.bulkheads.Enter(info.Ctx, addr); err != nil {
 					permit.Done(bulwark.Ignored)
 					if ctxErr := info.Ctx.Err(); ctxErr != nil {
 						return balancer.PickResult{}, status.FromContextError(ctxErr).Err()
 					}
-					if !slices.Contains(full[:nFull], c) {
-						full[nFull] = c
-						nFull++
-						if nFull == p.ready {
-							break // nothing left to try
-						}
+					full[nFull] = c
+					nFull++
+					if nFull == p.ready {
+						break // nothing left to try
 					}
 					avoid = addr
 					continue

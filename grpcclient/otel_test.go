@@ -20,6 +20,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/bulwarkrpc/bulwark"
+	"github.com/bulwarkrpc/bulwark/breaker"
 	"github.com/bulwarkrpc/bulwark/grpcclient"
 )
 
@@ -221,6 +222,20 @@ func TestSpansEndWhenUserCodePanics(t *testing.T) {
 			grpcclient.Config{Classify: func(context.Context, error) bulwark.Outcome { panic(errTest) }},
 			func(ctx context.Context, client testpb.TestServiceClient) error {
 				_, err := client.UnaryCall(ctx, request("", codes.OK))
+				return err
+			}},
+		{"unary call, OnStateChange while admitting",
+			grpcclient.Config{Breaker: &breaker.Config{ConsecutiveFailures: 1, OpenDuration: time.Millisecond,
+				OnStateChange: func(e breaker.Event) {
+					if e.To == breaker.HalfOpen { // delivered as the breaker admits a trial
+						panic(errTest)
+					}
+				}}},
+			func(ctx context.Context, client testpb.TestServiceClient) error {
+				_, err := client.UnaryCall(ctx, request("", codes.Unavailable)) // opens the breaker
+				for end := time.Now().Add(5 * time.Second); err != nil && time.Now().Before(end); {
+					_, err = client.UnaryCall(ctx, request("", codes.OK)) // refused until half-open
+				}
 				return err
 			}},
 		{"stream, Key",

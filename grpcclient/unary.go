@@ -94,38 +94,44 @@ func (ic *Interceptors) attempt(ctx context.Context, total time.Time, key, metho
 	if trace.SpanFromContext(ctx).IsRecording() {
 		ctx, span = ic.startSpan(ctx, method, n)
 	}
+	// Not recover(): it would miss runtime.Goexit and lose the panic's
+	// stack. A guard that panicked (a breaker's OnStateChange) leaves the
+	// attempt unadmitted; an invoker that did not return is the endpoint's
+	// Failure; a Classifier that panicked leaves the outcome unknown
+	// (Finish ends the attempt Ignored). The span is ended all the same.
 	var a bulwark.Attempt
-	if err := ic.unary.EnterBy(ctx, key, total, "", &a); err != nil {
+	var err error
+	const entering, running, finishing, over = 0, 1, 2, 3
+	stage := entering
+	defer func() {
+		switch stage {
+		case entering:
+			endSpan(span, bulwark.Ignored, errNotReturned)
+		case running:
+			a.Done(bulwark.Failure)
+			endSpan(span, bulwark.Failure, errNotReturned)
+		case finishing:
+			endSpan(span, bulwark.Ignored, err)
+		}
+	}()
+	if err = ic.unary.EnterBy(ctx, key, total, "", &a); err != nil {
+		stage = over
 		err = ic.rej.refused(err)
 		endSpan(span, bulwark.Ignored, err)
 		return bulwark.Ignored, err
 	}
-	// Not recover(): it would miss runtime.Goexit and lose the panic's
-	// stack. An invoker that did not return is the endpoint's Failure; a
-	// Classifier that panicked leaves the outcome unknown (Finish ends the
-	// attempt Ignored), and the span is ended all the same.
-	returned, finished := false, false
-	var err error
-	defer func() {
-		switch {
-		case !returned:
-			a.Done(bulwark.Failure)
-			endSpan(span, bulwark.Failure, errNotReturned)
-		case !finished:
-			endSpan(span, bulwark.Ignored, err)
-		}
-	}()
+	stage = running
 	err = invoker(a.Context(), method, req, reply, cc, opts...)
-	returned = true
+	stage = finishing
 	settle(a.Context(), err)
 	o, err := a.Finish(err)
-	finished = true
+	stage = over
 	err = ours(err)
 	endSpan(span, o, err)
 	return o, err
 }
 
-var errNotReturned = errors.New("grpcclient: the invoker panicked or exited its goroutine")
+var errNotReturned = errors.New("grpcclient: a guard, the invoker or the Classifier panicked or exited its goroutine")
 
 // hedgedCall is one hedged unary call: the bulwark.Attempter the Hedge
 // runs. Attempt 0 decodes into the caller's reply; every other attempt

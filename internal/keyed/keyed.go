@@ -10,8 +10,9 @@
 // A key survives as long as it is used at least once per turn of the hand
 // (every size new keys), or while it is busy.
 // Unlike an exact LRU list, a lookup of a present key takes no lock and writes
-// nothing shared unless the key's mark was clear: it is on every attempt's
-// path, twice (breaker and bulkhead).
+// nothing shared unless the key's mark was clear, or its slot in the table of
+// recent entries (below) held another key: it is on every attempt's path,
+// twice (breaker and bulkhead).
 //
 // Before the map, a lookup tries a small direct-mapped table of recently
 // used entries, one slot per hash of the key: one load and a comparison,
