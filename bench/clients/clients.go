@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bulwarkrpc/bulwark/bench/load"
+	"github.com/bulwarkrpc/bulwark/httpclient"
 )
 
 // Transport is the protocol a client speaks.
@@ -133,9 +134,9 @@ func baseTransport(attempts *atomic.Int64) *counting {
 	return &counting{next: http.DefaultTransport.(*http.Transport).Clone(), n: attempts}
 }
 
-// FallbackHeader marks a response answered from a cache in place of a
-// failure (bulwark's httpclient.FallbackHeader).
-const fallbackHeader = "Bulwark-Fallback"
+// fallbackHeader marks a response answered from a cache in place of a
+// failure.
+const fallbackHeader = httpclient.FallbackHeader
 
 // itemURL is the URL of key on the endpoint at base.
 func itemURL(base, key string) string { return base + "/item/" + key }

@@ -83,13 +83,16 @@ func (g *grpcClient) Call(ctx context.Context, _ int, _ string) load.Outcome {
 
 func (g *grpcClient) Close() error { return g.conn.Close() }
 
-// attemptCounter counts every attempt of every call: grpc-go begins each
-// retry as an RPC of its own for a stats handler.
+// attemptCounter counts every attempt of every call that reached a
+// connection: grpc-go reports each attempt's headers (retries and
+// transparent retries included) once the attempt has a stream, and not an
+// attempt its picker refused (a per-instance limit) or that found no ready
+// connection, which sent nothing.
 type attemptCounter struct{ n *atomic.Int64 }
 
 func (a attemptCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
 func (a attemptCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
-	if b, ok := s.(*stats.Begin); ok && b.IsClient() {
+	if h, ok := s.(*stats.OutHeader); ok && h.IsClient() {
 		a.n.Add(1)
 	}
 }

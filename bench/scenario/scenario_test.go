@@ -220,3 +220,24 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// A client that admits nothing under overload has no admitted latency: its
+// empty histogram's p99 reads 0ms, which must not pass for a fast one.
+func TestCheckOverloadNothingAdmitted(t *testing.T) {
+	specs := []clients.Spec{{Name: "bulwark", Bulwark: true, Transport: clients.HTTP}}
+	rep := &report.Report{Scenarios: []report.Scenario{
+		{Name: "healthy", Runs: []report.Run{{Client: "bulwark", Offered: 800, Success: 800, SuccessPct: 100, P99: 16}}},
+		{Name: "overload", Runs: []report.Run{{Client: "bulwark", Offered: 1800, Fallback: 1800, AnsweredPct: 100, P99: 1.2, FailureP99: 1.2}}},
+	}}
+	checks, _ := scenario.Check(rep, specs)
+	got := map[string]report.Check{}
+	for _, c := range checks {
+		got[c.Target] = c
+	}
+	if c, ok := got["admitted p99"]; !ok || c.Pass {
+		t.Errorf("got %+v, want a miss: no request was admitted", c)
+	}
+	if c, ok := got["rejections p99"]; !ok || !c.Pass {
+		t.Errorf("got %+v, want the rejections' p99 checked all the same, and met", c)
+	}
+}
