@@ -281,6 +281,20 @@ func (c waitCounter) Done() <-chan struct{} {
 	return c.Context.Done()
 }
 
+// coalescingOverStale returns a test server and a coalescing Pipeline with
+// a total deadline of a minute and a cache holding "stale" for "k".
+func coalescingOverStale(t *testing.T) (*server, *bulwark.Pipeline[string]) {
+	t.Helper()
+	s := newServer(t)
+	to, err := timeout.New(timeout.Config{Total: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustCache(t, fallback.CacheConfig[string]{})
+	c.Store(context.Background(), "k", "stale")
+	return s, mustPipeline(t, bulwark.PipelineConfig[string]{Stack: mustStack(t, bulwark.Config{Timeout: to}), Fallback: c, Coalesce: true})
+}
+
 func TestCoalescedStampedeSendsOneRequest(t *testing.T) {
 	const callers = 100
 	for _, tc := range []struct {
@@ -288,18 +302,7 @@ func TestCoalescedStampedeSendsOneRequest(t *testing.T) {
 		status int
 	}{{"server-answers", 0}, {"server-fails-stale-served", 503}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newServer(t)
-			to, err := timeout.New(timeout.Config{Total: time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := mustCache(t, fallback.CacheConfig[string]{})
-			c.Store(context.Background(), "k", "stale")
-			p := mustPipeline(t, bulwark.PipelineConfig[string]{
-				Stack:    mustStack(t, bulwark.Config{Timeout: to}),
-				Fallback: c,
-				Coalesce: true,
-			})
+			s, p := coalescingOverStale(t)
 			s.fail(tc.status)
 			s.hold.Store(true)
 			ctx := waitCounter{Context: context.Background(), waiting: new(atomic.Int64), n: callers, all: make(chan struct{})}
@@ -366,14 +369,7 @@ func TestCoalescedLeaderLeavingFailsNoFollower(t *testing.T) {
 		source fallback.Source
 	}{{"server-answers", 0, "v1", fallback.SourceCall}, {"server-fails-stale-served", 503, "stale", fallback.SourceCacheStale}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newServer(t)
-			to, err := timeout.New(timeout.Config{Total: time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := mustCache(t, fallback.CacheConfig[string]{})
-			c.Store(context.Background(), "k", "stale")
-			p := mustPipeline(t, bulwark.PipelineConfig[string]{Stack: mustStack(t, bulwark.Config{Timeout: to}), Fallback: c, Coalesce: true})
+			s, p := coalescingOverStale(t)
 			s.hold.Store(true)
 
 			leaderCtx, leave := context.WithCancel(context.Background())
